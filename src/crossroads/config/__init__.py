@@ -1,0 +1,7 @@
+"""Configuration: the one place that reads the config file and the environment. Validated once at
+start into a frozen `Settings`; nothing else in the package reads `os.environ`."""
+
+from crossroads.config.loader import load_settings
+from crossroads.config.settings import Settings
+
+__all__ = ["Settings", "load_settings"]

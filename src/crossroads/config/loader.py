@@ -1,0 +1,321 @@
+"""Reads and validates the configuration file and the environment into a frozen `Settings`.
+
+Every problem is a ConfigError whose message names the file, the line and key path, and what is
+wrong; the gateway refuses to start rather than run half-configured."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from crossroads.catalog import Catalog, load_builtin
+from crossroads.config.schema import ConfigFile, EmbeddedSection, ModelSection, ProviderSection
+from crossroads.config.settings import Settings
+from crossroads.config.yamlpos import line_of, parse_path
+from crossroads.errors import ConfigError
+from crossroads.providers.base import ProviderSpec, Timeouts
+from crossroads.routing.deployment import Deployment
+from crossroads.routing.table import RoutingTable
+
+DATA_DIR_ENV = "CROSSROADS_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+LOCAL_PROVIDER = "local"
+_MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+class _Source:
+    """The config text and its composed YAML tree, for locating errors."""
+
+    def __init__(self, name: str, node: yaml.Node | None) -> None:
+        self.name = name
+        self.node = node
+
+    def error(self, path: str, message: str) -> ConfigError:
+        steps = parse_path(path)
+        line = line_of(self.node, steps)
+        where = f"{self.name}, line {line}" if line else self.name
+        key = path.removeprefix("$.").removeprefix("$") or "(top level)"
+        return ConfigError(f"{where}: {key}: {message}")
+
+
+def read_config_file(path: Path) -> tuple[ConfigFile, _Source]:
+    """Parses and type-checks one config file. Raises ConfigError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else {}
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise ConfigError(f"{path}, {where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    source = _Source(str(path), node)
+    if data is None:
+        data = {}
+    try:
+        return msgspec.convert(data, ConfigFile, str_keys=True), source
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _MSGSPEC_PATH.search(text)
+        json_path = match.group(1) if match else "$"
+        unknown = _UNKNOWN_FIELD.search(text)
+        if unknown:  # point at the offending key itself, not at its parent
+            json_path = f"{json_path}.{unknown.group(1)}"
+        raise source.error(json_path, text[: match.start()] if match else text) from None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Loads the config file (or the defaults when `path` is None), applies command-line
+    overrides, resolves secrets from `environ` (default: the process environment) and checks
+    every reference. Raises ConfigError; never returns a half-valid Settings."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        config, source = ConfigFile(), _Source("defaults", None)
+    else:
+        config, source = read_config_file(Path(path))
+
+    catalog = load_builtin()
+    if config.catalog:
+        unknown = set(config.catalog) - {"makers", "models", "hosts", "offerings"}
+        if unknown:
+            raise source.error(
+                f"$.catalog.{sorted(unknown)[0]}",
+                "unknown catalog section (expected makers, models, hosts, offerings)",
+            )
+        catalog = catalog.merged(config.catalog)
+
+    providers: dict[str, ProviderSpec] = {}
+    deployments: list[Deployment] = []
+    if config.embedded.enabled:
+        spec, dep = _embedded(config.embedded, catalog)
+        providers[spec.id] = spec
+        deployments.append(dep)
+    for provider_id, section in config.providers.items():
+        if provider_id in providers:
+            raise source.error(f"$.providers.{provider_id}", "provider id is reserved")
+        providers[provider_id] = _provider(provider_id, section, catalog, env, source)
+    for index, model in enumerate(config.models):
+        deployments.append(_deployment(index, model, providers, config, catalog, source))
+    if config.auto_providers:
+        configured = {s.host or pid for pid, s in config.providers.items()} | set(providers)
+        for spec, deps in _auto_providers(catalog, env, configured):
+            providers[spec.id] = spec
+            deployments.extend(deps)
+
+    aliases = {name: tuple(targets) for name, targets in config.aliases.items()}
+    try:
+        RoutingTable(deployments, aliases)
+    except ConfigError as exc:
+        name = exc.message.split(":", 1)[0].removeprefix("aliases.")
+        raise source.error(f"$.aliases.{name}", exc.message.split(": ", 1)[-1]) from None
+
+    resolved_dir = data_dir or env.get(DATA_DIR_ENV) or config.server.data_dir or DEFAULT_DATA_DIR
+    settings = Settings(
+        source=source.name,
+        host=host or config.server.host,
+        port=config.server.port if port is None else port,
+        data_dir=Path(resolved_dir).expanduser(),
+        max_body_bytes=config.server.max_body_bytes,
+        request_timeout=config.server.request_timeout,
+        catalog=catalog,
+        providers=tuple(providers.values()),
+        deployments=tuple(deployments),
+        aliases=aliases,
+    )
+    _check_server(settings, source)
+    return settings
+
+
+def _auto_providers(
+    catalog: Catalog, env: Mapping[str, str], configured: set[str]
+) -> list[tuple[ProviderSpec, list[Deployment]]]:
+    """A provider for every catalog host whose API-key variable is set and that the config
+    does not already define, serving every offering the catalog lists at that host."""
+    out: list[tuple[ProviderSpec, list[Deployment]]] = []
+    for host in catalog.hosts():
+        key = env.get(host.api_key_env) if host.api_key_env else None
+        if not key or not host.openai_base_url or host.id in configured:
+            continue
+        spec = ProviderSpec(
+            id=host.id,
+            type="openai",
+            base_url=host.openai_base_url.rstrip("/"),
+            api_key=key,
+            catalog_host=host.id,
+        )
+        deps = []
+        for offering in catalog.offerings_for_host(host.id):
+            model = catalog.model(offering.model)
+            deps.append(
+                Deployment(
+                    id=f"{host.id}:{offering.upstream_model}",
+                    name=offering.model,
+                    provider=host.id,
+                    upstream_model=offering.upstream_model,
+                    model=model,
+                    maker=catalog.maker(model.maker) if model else None,
+                    host=host,
+                    prices=offering.prices,
+                )
+            )
+        out.append((spec, deps))
+    return out
+
+
+def _check_server(settings: Settings, source: _Source) -> None:
+    if not 0 <= settings.port <= 65535:
+        raise source.error("$.server.port", f"port {settings.port} is out of range 0-65535")
+    if settings.max_body_bytes < 1024:
+        raise source.error("$.server.max_body_bytes", "must be at least 1024")
+    if settings.request_timeout <= 0:
+        raise source.error("$.server.request_timeout", "must be a positive number of seconds")
+
+
+def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec, Deployment]:
+    upstream = "smollm2-135m"
+    model = catalog.model("huggingface/smollm2-135m-instruct")
+    offering = catalog.offering("huggingface/smollm2-135m-instruct", LOCAL_PROVIDER)
+    options: dict[str, Any] = {
+        "served_model": section.served_model,
+        "parallel": section.parallel,
+        "n_ctx": section.n_ctx,
+    }
+    if section.threads:
+        options["threads"] = section.threads
+    if section.model_path:
+        options["model_path"] = section.model_path
+    spec = ProviderSpec(
+        id=LOCAL_PROVIDER, type="embedded", options=options, catalog_host=LOCAL_PROVIDER
+    )
+    dep = Deployment(
+        id=f"{LOCAL_PROVIDER}:{upstream}",
+        name=section.served_model,
+        provider=LOCAL_PROVIDER,
+        upstream_model=upstream,
+        model=model,
+        maker=catalog.maker(model.maker) if model else None,
+        host=catalog.host(LOCAL_PROVIDER),
+        prices=offering.prices if offering else None,
+    )
+    return spec, dep
+
+
+def _provider(
+    provider_id: str,
+    section: ProviderSection,
+    catalog: Catalog,
+    env: Mapping[str, str],
+    source: _Source,
+) -> ProviderSpec:
+    at = f"$.providers.{provider_id}"
+    if section.api_key is not None:
+        raise source.error(
+            f"{at}.api_key",
+            "secrets are not allowed in the config file; put the key in an environment "
+            "variable and name it with api_key_env",
+        )
+    host = catalog.host(section.host or provider_id)
+    if section.host and host is None:
+        raise source.error(f"{at}.host", f"unknown catalog host {section.host!r}")
+    base_url = section.base_url or (host.openai_base_url if host else None)
+    if section.type == "openai" and not base_url:
+        raise source.error(f"{at}.base_url", "required (no catalog host gives a default)")
+    key_env = section.api_key_env or (host.api_key_env if host else None)
+    api_key = None
+    if key_env:
+        api_key = env.get(key_env)
+        if not api_key and section.api_key_env:
+            raise source.error(
+                f"{at}.api_key_env", f"environment variable {key_env} is not set or empty"
+            )
+    t = section.timeouts
+    if min(t.connect, t.first_byte, t.total) <= 0:
+        raise source.error(f"{at}.timeouts", "timeouts must be positive numbers of seconds")
+    return ProviderSpec(
+        id=provider_id,
+        type=section.type,
+        base_url=(base_url or "").rstrip("/"),
+        api_key=api_key,
+        timeouts=Timeouts(connect=t.connect, first_byte=t.first_byte, total=t.total),
+        headers=dict(section.headers),
+        options=dict(section.options),
+        catalog_host=host.id if host else None,
+    )
+
+
+def _deployment(
+    index: int,
+    section: ModelSection,
+    providers: Mapping[str, ProviderSpec],
+    config: ConfigFile,
+    catalog: Catalog,
+    source: _Source,
+) -> Deployment:
+    at = f"$.models[{index}]"
+    spec = providers.get(section.provider)
+    if spec is None:
+        raise source.error(
+            f"{at}.provider",
+            f"unknown provider {section.provider!r}; define it under providers: "
+            f"(known: {', '.join(sorted(providers)) or 'none'})",
+        )
+    host = catalog.host(spec.catalog_host) if spec.catalog_host else None
+    model = None
+    if section.catalog_model:
+        model = catalog.model(section.catalog_model)
+        if model is None:
+            raise source.error(
+                f"{at}.catalog_model", f"unknown catalog model {section.catalog_model!r}"
+            )
+    elif catalog.model(section.name) is not None:
+        model = catalog.model(section.name)
+    upstream = section.upstream_model
+    offering = None
+    if host and model:
+        offering = catalog.offering(model.id, host.id)
+    if upstream is None:
+        if offering is None:
+            raise source.error(
+                f"{at}.upstream_model",
+                "required: the catalog has no offering of this model at this provider",
+            )
+        upstream = offering.upstream_model
+    if model is None and host is not None:
+        offering = catalog.find_offering_by_upstream(host.id, upstream)
+        model = catalog.model(offering.model) if offering else None
+    if section.provider == LOCAL_PROVIDER and not config.embedded.enabled:
+        raise source.error(f"{at}.provider", "the embedded model is disabled")
+    return Deployment(
+        id=f"{section.provider}:{upstream}",
+        name=section.name,
+        provider=section.provider,
+        upstream_model=upstream,
+        model=model,
+        maker=catalog.maker(model.maker) if model else None,
+        host=host,
+        prices=offering.prices if offering else None,
+    )

@@ -1,0 +1,26 @@
+"""The validated, frozen result of loading the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossroads.catalog import Catalog
+from crossroads.providers.base import ProviderSpec
+from crossroads.routing.deployment import Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    source: str  # the config file, or "defaults"
+    host: str
+    port: int
+    data_dir: Path
+    max_body_bytes: int
+    request_timeout: float
+    catalog: Catalog
+    providers: tuple[ProviderSpec, ...]
+    deployments: tuple[Deployment, ...]
+    # served name -> the served names or deployment names it expands to, in order
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -1,0 +1,123 @@
+"""The gateway's error tree. Every error that reaches a client is one of these, turned into the
+client's own API error shape by its ingress; nothing else is allowed to escape as a 500."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose.
+
+    `status` is the HTTP status the client gets; `kind` is the machine-readable error type
+    (OpenAI's `error.type`); `param` names the offending request field where there is one.
+    """
+
+    status: int = 500
+    kind: str = "api_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class ConfigError(GatewayError):
+    """The configuration or catalog data is invalid. Raised at start, never per request."""
+
+    kind = "config_error"
+
+
+class InvalidRequestError(GatewayError):
+    """The client's request is malformed or asks for something impossible."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int = 400,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status = status
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    kind = "authentication_error"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    kind = "permission_error"
+
+
+class PolicyError(PermissionDeniedError):
+    """No deployment the caller's policy allows can serve the request."""
+
+    kind = "policy_error"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    kind = "not_found_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model '{model}' does not exist or is not served by this gateway. "
+            "GET /v1/models lists the models you can use.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class RateLimitError(GatewayError):
+    status = 429
+    kind = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
+class BudgetError(RateLimitError):
+    kind = "budget_exceeded"
+
+
+class UpstreamError(GatewayError):
+    """An upstream host failed. `retryable` says whether another try (same or next deployment)
+    may succeed; `upstream_status` is the host's own HTTP status, or None for transport errors.
+
+    The message must already be safe to show a client: never an upstream key or raw auth text.
+    """
+
+    status = 502
+    kind = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        upstream_status: int | None = None,
+        status: int = 502,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+        self.upstream_status = upstream_status
+        self.status = status
+        self.retry_after = retry_after
+
+
+class UpstreamTimeoutError(UpstreamError):
+    kind = "timeout_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, status=504, code="upstream_timeout")

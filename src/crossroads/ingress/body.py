@@ -1,0 +1,81 @@
+"""Reads and decodes a JSON request body under a size limit. Shared by every ingress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from crossroads.errors import InvalidRequestError
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """The raw body and its decoded JSON object.
+
+    Raises InvalidRequestError: 415 for a content type other than JSON, 413 above `limit` bytes
+    (checked on Content-Length first, then while reading), 400 for malformed JSON or a body that
+    is not an object. Raises ClientGone when the client disconnects mid-body.
+    """
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in ("application/json", "") and not media.endswith("+json"):
+        raise InvalidRequestError(
+            f"Unsupported content type '{media}'; send the body as application/json.",
+            status=415,
+            code="unsupported_media_type",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone from None
+    body = b"".join(chunks)
+    if not body:
+        raise InvalidRequestError("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(
+            f"The request body must be a JSON object, not {_json_type(data)}.",
+            code="invalid_json",
+        )
+    return body, data
+
+
+def _too_large(limit: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The request body is larger than the gateway's limit of {limit} bytes.",
+        status=413,
+        code="request_too_large",
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"

@@ -1,0 +1,89 @@
+"""One client request from arrival to its ledger record, shared by every ingress.
+
+It notes the times (arrival, first byte to the client), the outcome and the usage, and turns
+them, with the router's Trace, into exactly one LedgerRecord."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from crossroads.errors import GatewayError
+from crossroads.ledger.pricing import cost
+from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.routing.router import Trace
+from crossroads.schemas import Usage
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+class Exchange:
+    __slots__ = (
+        "_first_byte",
+        "_start",
+        "created_at",
+        "endpoint",
+        "request_id",
+        "requested_model",
+        "stream",
+    )
+
+    def __init__(self, endpoint: str, request_id: str | None = None) -> None:
+        self.created_at = datetime.now(UTC)
+        self._start = time.perf_counter()
+        self._first_byte: float | None = None
+        self.endpoint = endpoint
+        self.request_id = request_id or new_request_id()
+        self.requested_model = ""
+        self.stream = False
+
+    def first_byte(self) -> None:
+        """Notes that the first byte of the answer is going to the client (streams)."""
+        if self._first_byte is None:
+            self._first_byte = time.perf_counter()
+
+    def record(
+        self,
+        trace: Trace | None,
+        *,
+        status: Status,
+        usage: Usage | None = None,
+        error: GatewayError | None = None,
+    ) -> LedgerRecord:
+        """The ledger record of this request. Cost is None when the deployment has no price
+        or no usage is known."""
+        now = time.perf_counter()
+        dep = trace.deployment if trace else None
+        usage = usage or Usage()
+        prices = dep.prices if dep else None
+        model = dep.model if dep else None
+        return LedgerRecord(
+            request_id=self.request_id,
+            created_at=self.created_at,
+            endpoint=self.endpoint,
+            requested_model=self.requested_model,
+            stream=self.stream,
+            status=status,
+            served_model=(model.id if model else dep.name) if dep else None,
+            deployment=dep.id if dep else None,
+            provider=dep.provider if dep else None,
+            host_jurisdiction=dep.host.jurisdiction if dep and dep.host else None,
+            maker=model.maker if model else None,
+            origin_country=dep.maker.country if dep and dep.maker else None,
+            open_weights=model.open_weights if model else None,
+            prompt_tokens=usage.prompt_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost(usage, prices) if prices and usage.total_tokens else None,
+            latency_ms=(now - self._start) * 1000.0,
+            ttft_ms=(self._first_byte - self._start) * 1000.0 if self._first_byte else None,
+            http_status=error.status if error else (499 if status is Status.CANCELLED else 200),
+            error_type=error.kind if error else None,
+            error_message=error.message[:500] if error else None,
+            attempts=trace.attempts if trace else 0,
+        )

@@ -1,0 +1,79 @@
+"""GET /v1/models and /v1/models/{id}: every name the gateway serves, with catalog facts in a
+`crossroads` extension object (maker, origin, licence, hosts, jurisdictions, prices)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crossroads.errors import ModelNotFoundError
+from crossroads.ingress.openai.errors import error_response
+from crossroads.ingress.services import Services
+from crossroads.routing.deployment import Deployment
+from crossroads.routing.table import Route, RoutingTable
+
+
+def _deployment_info(dep: Deployment) -> dict[str, Any]:
+    prices = dep.prices
+    return {
+        "id": dep.id,
+        "provider": dep.provider,
+        "upstream_model": dep.upstream_model,
+        "host": dep.host.id if dep.host else None,
+        "host_jurisdiction": dep.host.jurisdiction if dep.host else None,
+        "prices_per_million": {
+            "input": str(prices.input),
+            "cached_input": None if prices.cached_input is None else str(prices.cached_input),
+            "output": str(prices.output),
+        }
+        if prices
+        else None,
+    }
+
+
+def _model_object(route: Route) -> dict[str, Any]:
+    first = route.deployments[0]
+    model, maker = first.model, first.maker
+    same_model = all(d.catalog_id == first.catalog_id for d in route.deployments)
+    info: dict[str, Any] = {
+        "kind": route.kind,
+        "deployments": [_deployment_info(d) for d in route.deployments],
+    }
+    if model and same_model:
+        info.update(
+            catalog_model=model.id,
+            maker=model.maker,
+            origin_country=maker.country if maker else None,
+            open_weights=model.open_weights,
+            license=model.license,
+            context_length=model.context_length,
+        )
+    return {
+        "id": route.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": (model.maker if model and same_model else first.provider),
+        "crossroads": info,
+    }
+
+
+def models_body(table: RoutingTable) -> bytes:
+    """The /v1/models answer, encoded once at start."""
+    return orjson.dumps({"object": "list", "data": [_model_object(r) for r in table.routes()]})
+
+
+async def list_models(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(services.models_body, media_type="application/json")
+
+
+async def get_model(request: Request) -> Response:
+    services: Services = request.app.state.services
+    name = request.path_params["model"]
+    route = services.router.table.get(name)
+    if route is None:
+        return error_response(ModelNotFoundError(name))
+    return Response(orjson.dumps(_model_object(route)), media_type="application/json")

@@ -1,0 +1,17 @@
+"""What a request handler needs from the running gateway, built once by the server at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crossroads.ledger.writer import LedgerWriter
+from crossroads.routing.router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    router: Router
+    ledger: LedgerWriter
+    max_body_bytes: int
+    request_timeout: float
+    models_body: bytes  # the GET /v1/models answer, encoded once

@@ -1,0 +1,111 @@
+"""The SQLite ledger schema as an ordered list of named migrations, each applied once.
+
+A migration is a function of a connection, named for what it does; its name is recorded in the
+`_migrations` table when it succeeds. Never edit or reorder a migration that has shipped: add a new
+one at the end of `MIGRATIONS`. Tested from an empty database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+__all__ = ["MIGRATIONS", "Migration", "applied", "migrate"]
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def m001_create_requests(conn: sqlite3.Connection) -> None:
+    """One row per `LedgerRecord`, one column per field, named as the field.
+
+    Encodings: `created_at` is integer microseconds since the Unix epoch, UTC (exact, compact,
+    sorts and ranges as integers); `cost_usd` is an integer count of 1e-10 USD so SUM is exact;
+    booleans are 0/1; `status` is the `Status` value; NULL wherever the field is None.
+    """
+    conn.execute(
+        """
+        CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL,    -- microseconds since 1970-01-01T00:00:00Z
+            endpoint TEXT NOT NULL,
+            requested_model TEXT NOT NULL,
+            stream INTEGER NOT NULL,        -- 0 or 1
+            status TEXT NOT NULL,           -- 'ok', 'error', 'cancelled'
+            served_model TEXT,
+            deployment TEXT,
+            provider TEXT,
+            host_jurisdiction TEXT,
+            maker TEXT,
+            origin_country TEXT,
+            open_weights INTEGER,           -- 0, 1 or NULL
+            prompt_tokens INTEGER NOT NULL,
+            cached_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_usd INTEGER,               -- units of 1e-10 USD; NULL when unpriced
+            latency_ms REAL,
+            ttft_ms REAL,
+            http_status INTEGER NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            attempts INTEGER NOT NULL,
+            api_key_id TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX requests_created_at ON requests (created_at)")
+    # Leading served_model serves per-model lookups; created_at second serves them over a window.
+    conn.execute("CREATE INDEX requests_served_model ON requests (served_model, created_at)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_create_requests,)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Applies the migrations not yet recorded in `_migrations`, in order, and returns the names
+    of those it applied (empty when the schema was up to date).
+
+    Each migration runs in its own BEGIN IMMEDIATE transaction together with its `_migrations`
+    row, so it is applied entirely or not at all, and a second process migrating the same file at
+    the same time waits for the lock and then skips what the first applied. Raises the migration's
+    own error (after rolling it back) or sqlite3.Error; raises ValueError if two migrations share
+    a name. `conn` must not be inside a transaction.
+    """
+    names = [m.__name__ for m in migrations]
+    if len(set(names)) != len(names):
+        raise ValueError("migration names must be unique")
+    if conn.in_transaction:
+        raise ValueError("migrate() needs a connection outside any transaction")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done: list[str] = []
+    for name, migration in zip(names, migrations, strict=True):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked inside the lock, so a concurrent migrator cannot apply it twice.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            migration(conn)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            # BaseException too: a KeyboardInterrupt mid-migration must not leave it half done.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        done.append(name)
+    return done
+
+
+def applied(conn: sqlite3.Connection) -> list[tuple[str, datetime]]:
+    """The recorded migrations as (name, applied_at in UTC), in the order they were applied.
+    Raises sqlite3.Error if `_migrations` does not exist yet."""
+    rows = conn.execute("SELECT name, applied_at FROM _migrations ORDER BY rowid")
+    return [(name, datetime.fromisoformat(at)) for name, at in rows]

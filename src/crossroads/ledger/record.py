@@ -1,0 +1,49 @@
+"""One ledger record: what happened to one client request, whatever its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """Token counts follow `crossroads.schemas.Usage`: `prompt_tokens` includes `cached_tokens`,
+    `completion_tokens` includes `reasoning_tokens`. Fields about the serving deployment are None
+    when no deployment was reached (bad request, unknown model). Latencies are milliseconds."""
+
+    request_id: str
+    created_at: datetime  # UTC, timezone-aware: when the request arrived
+    endpoint: str  # "chat.completions", "messages", ...
+    requested_model: str
+    stream: bool
+    status: Status
+    # The catalog model id that answered, e.g. "deepseek/deepseek-v3.2".
+    served_model: str | None = None
+    deployment: str | None = None  # the deployment that answered (or was last tried)
+    provider: str | None = None  # the provider id from config
+    host_jurisdiction: str | None = None  # ISO country code of the serving host
+    maker: str | None = None
+    origin_country: str | None = None  # ISO country code of the model's maker
+    open_weights: bool | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal | None = None  # None when the serving host has no known price
+    latency_ms: float | None = None
+    ttft_ms: float | None = None  # time to first token (first byte to the client on streams)
+    http_status: int = 200
+    error_type: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    api_key_id: str | None = None  # the key's public prefix, never the secret

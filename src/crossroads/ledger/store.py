@@ -1,0 +1,162 @@
+"""The ledger's storage seam: the `LedgerStore` protocol every backend (SQLite, PostgreSQL)
+implements, plus the rules they share: which columns `totals` may group by, which records a store
+accepts, and how a Decimal cost becomes an exact integer for storage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Protocol
+
+from crossroads.errors import GatewayError, InvalidRequestError
+from crossroads.ledger.pricing import COST_QUANTUM
+from crossroads.ledger.record import LedgerRecord
+
+__all__ = [
+    "GROUP_BY_FIELDS",
+    "MAX_COST_USD",
+    "TOTALS_METRICS",
+    "LedgerStore",
+    "LedgerStoreError",
+    "check_record",
+    "cost_from_units",
+    "cost_to_units",
+    "validate_group_by",
+]
+
+GROUP_BY_FIELDS = frozenset(
+    {
+        "served_model",
+        "provider",
+        "deployment",
+        "maker",
+        "origin_country",
+        "host_jurisdiction",
+        "status",
+        "requested_model",
+        "endpoint",
+    }
+)
+"""The only names `LedgerStore.totals` accepts in `by`. They double as SQL column names, which is
+why nothing outside this set may ever reach a query."""
+
+TOTALS_METRICS = (
+    "requests",  # every request in the group, whatever its status
+    "errors",  # requests with status "error" (cancellations are not errors)
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",  # Decimal, exact; the sum over priced requests only
+    "unpriced",  # requests whose cost is unknown (no list price), left out of cost_usd
+    "avg_latency_ms",  # float, or None when no request in the group has a latency
+    "avg_ttft_ms",  # float, or None likewise
+)
+"""The keys of each `totals` row besides its group keys, in order."""
+
+MAX_COST_USD = Decimal("922337203.6854775807")
+"""The largest cost one record may carry: a signed 64-bit count of 1e-10 USD."""
+
+_UNIT_SCALE = 10  # decimal places in one storage unit: 1 unit = 1e-10 USD = COST_QUANTUM
+
+
+class LedgerStoreError(GatewayError):
+    """The ledger store cannot do what was asked: not open, database unreachable or not
+    writable. A readiness probe turns it into 503; the writer retries on it."""
+
+    status = 503
+    kind = "ledger_unavailable"
+
+
+class LedgerStore(Protocol):
+    """Where ledger records live. Every method may raise `LedgerStoreError` when the backend
+    fails, and ValueError (or `InvalidRequestError` for `totals`) on bad arguments.
+
+    Cancelling a call cancels the wait, not necessarily the work: a backend that runs queries on a
+    worker thread or another server may still finish (and, for `write`, commit) it. `write` is
+    idempotent, so the safe response to an unknown outcome is to write the batch again.
+    """
+
+    async def open(self) -> None:
+        """Connects and brings the schema up to date (creates it on an empty database).
+        Must be awaited before any other method."""
+
+    async def write(self, records: Sequence[LedgerRecord]) -> None:
+        """Stores `records` atomically: all of them or, on error, none. A record whose
+        `request_id` is already stored (or earlier in the same batch) is ignored, so a retried
+        batch never duplicates. Records must pass `check_record`."""
+
+    async def recent(self, limit: int, since: datetime | None = None) -> list[LedgerRecord]:
+        """Up to `limit` records created at or after `since` (aware datetime), newest first.
+        Datetimes come back in UTC. Raises ValueError on a negative limit or a naive `since`."""
+
+    async def totals(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Aggregates over records with `since <= created_at < until` (each bound optional,
+        aware). Groups by the columns named in `by` (see `GROUP_BY_FIELDS`); each row holds those
+        keys plus `TOTALS_METRICS`, ordered by the group keys. With no `by`, exactly one row,
+        zeros included. Raises `InvalidRequestError` for a name outside the allow-list."""
+
+    async def count(self) -> int:
+        """The number of stored records."""
+
+    async def ping(self) -> None:
+        """Returns when the store can take a write now; raises `LedgerStoreError` otherwise.
+        Writes nothing. Used by the readiness probe."""
+
+    async def close(self) -> None:
+        """Releases the connection and any worker thread. Idempotent; waits for calls already
+        started to finish."""
+
+
+def validate_group_by(by: Sequence[str]) -> tuple[str, ...]:
+    """Returns `by` as a tuple after checking every name against `GROUP_BY_FIELDS`.
+
+    Raises InvalidRequestError (param "by") for an unknown or repeated name, or when `by` is a
+    single string rather than a sequence of names.
+    """
+    if isinstance(by, str):
+        raise InvalidRequestError("'by' must be a list of field names, not a string", param="by")
+    names = tuple(by)
+    for name in names:
+        if name not in GROUP_BY_FIELDS:
+            allowed = ", ".join(sorted(GROUP_BY_FIELDS))
+            raise InvalidRequestError(
+                f"cannot group by {name!r}; choose from: {allowed}", param="by"
+            )
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("'by' names a field more than once", param="by")
+    return names
+
+
+def check_record(record: LedgerRecord) -> None:
+    """Raises ValueError if a store could not take `record`: a naive `created_at`, or a cost that
+    is not finite or exceeds `MAX_COST_USD` in size. O(1); the writer calls it on submit so a bad
+    record fails where it was made instead of blocking a batch later."""
+    if record.created_at.utcoffset() is None:
+        raise ValueError(f"record {record.request_id}: created_at must be timezone-aware")
+    cost_usd = record.cost_usd
+    if cost_usd is not None and (not cost_usd.is_finite() or abs(cost_usd) > MAX_COST_USD):
+        raise ValueError(f"record {record.request_id}: cost_usd out of range")
+
+
+def cost_to_units(cost_usd: Decimal) -> int:
+    """`cost_usd` as an integer count of 1e-10 USD, rounding half-even below that resolution
+    (costs from `pricing.cost` are already quantized, so they convert exactly).
+
+    Raises ValueError for a non-finite cost or one larger in size than `MAX_COST_USD`.
+    """
+    if not cost_usd.is_finite() or abs(cost_usd) > MAX_COST_USD:
+        raise ValueError("cost_usd out of range")
+    return int(cost_usd.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN).scaleb(_UNIT_SCALE))
+
+
+def cost_from_units(units: int) -> Decimal:
+    """The inverse of `cost_to_units`: always exactly ten decimal places."""
+    return Decimal(units).scaleb(-_UNIT_SCALE)

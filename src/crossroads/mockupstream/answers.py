@@ -1,0 +1,302 @@
+"""The mock upstream's deterministic answers, as OpenAI wire-format JSON: chat completions,
+stream chunks, tool calls, usage, embeddings and error bodies. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from crossroads.mockupstream.script import Script
+
+__all__ = [
+    "Answer",
+    "completion_body",
+    "embeddings_body",
+    "error_body",
+    "plan_answer",
+    "stream_chunks",
+]
+
+JSON = dict[str, Any]
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("invalid_request_error", "model_not_found"),
+    408: ("timeout_error", "timeout"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The one tool call a `tool_call` script answers with."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Everything one chat answer says, decided before any byte is sent."""
+
+    id: str
+    created: int
+    model: str
+    content: str
+    reasoning: str
+    tool_call: ToolCall | None
+    pieces: tuple[str, ...]  # content pieces, or tool-call argument pieces
+    reasoning_pieces: tuple[str, ...]
+    usage: JSON
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool_call else "stop"
+
+
+def split_text(text: str, parts: int) -> tuple[str, ...]:
+    """Split `text` into `parts` consecutive non-empty pieces of near-equal length (fewer when
+    the text is shorter than `parts`; one empty piece for empty text)."""
+    parts = max(1, min(parts, len(text)))
+    size, extra = divmod(len(text), parts)
+    pieces, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        pieces.append(text[start:end])
+        start = end
+    return tuple(pieces)
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's `content`: a string, or the `text` parts of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _messages(body: JSON) -> list[JSON]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict)]
+
+
+def _last_user_text(body: JSON) -> str:
+    for message in reversed(_messages(body)):
+        if message.get("role") == "user":
+            return message_text(message.get("content"))
+    return ""
+
+
+def _chosen_tool(body: JSON) -> JSON | None:
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("function")]
+    if not tools:
+        return None
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        for tool in tools:
+            if tool["function"].get("name") == wanted:
+                return dict(tool["function"])
+    return dict(tools[0]["function"])
+
+
+def _placeholder(schema: Any, text: str) -> Any:
+    if not isinstance(schema, dict):
+        return text
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    defaults: dict[str, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": []}
+    if kind == "object":
+        return _arguments(schema, text)
+    return defaults.get(kind, text) if isinstance(kind, str) else text
+
+
+def _arguments(schema: Any, text: str) -> JSON:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return {}
+    return {name: _placeholder(sub, text) for name, sub in properties.items()}
+
+
+def _usage(script: Script, body: JSON, completion: int) -> JSON:
+    prompt = sum(len(message_text(m.get("content")).split()) for m in _messages(body))
+    if script.usage is not None:
+        prompt, completion = script.usage
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": script.cached},
+        "completion_tokens_details": {"reasoning_tokens": script.reasoning},
+    }
+
+
+def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answer:
+    """Decide the answer to chat request `body`: "mock answer: " plus the last user message,
+    in `script.chunks` pieces; or, when the script says `tool_call` and the request offers tools,
+    a call to the `tool_choice` function (else the first tool) whose arguments fill each schema
+    property with a placeholder (strings get the user's text), streamed in pieces. With
+    `reasoning=N`, N words of reasoning come first. Default usage: prompt tokens are the words
+    in all messages, completion tokens are the pieces plus the reasoning tokens."""
+    user_text = _last_user_text(body)
+    tool = _chosen_tool(body) if script.tool_call else None
+    tool_call = None
+    if tool is not None:
+        arguments = json.dumps(_arguments(tool.get("parameters"), user_text))
+        tool_call = ToolCall(f"call_mock_{sequence}", str(tool.get("name", "")), arguments)
+        content = ""
+        pieces = split_text(arguments, max(script.chunks, 3))
+    else:
+        content = "mock answer: " + user_text
+        pieces = split_text(content, script.chunks)
+    reasoning = " ".join(["thinking"] * script.reasoning)
+    reasoning_pieces = split_text(reasoning, min(script.chunks, script.reasoning))
+    return Answer(
+        id=f"chatcmpl-mock-{sequence}",
+        created=created,
+        model=str(body.get("model", "mock")),
+        content=content,
+        reasoning=reasoning,
+        tool_call=tool_call,
+        pieces=pieces,
+        reasoning_pieces=reasoning_pieces if reasoning else (),
+        usage=_usage(script, body, len(pieces) + script.reasoning),
+    )
+
+
+def completion_body(answer: Answer) -> JSON:
+    """The non-streaming `chat.completion` object."""
+    message: JSON = {"role": "assistant", "content": answer.content or None}
+    if answer.reasoning:
+        message["reasoning_content"] = answer.reasoning
+    if answer.tool_call:
+        call = answer.tool_call
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+        ]
+    return {
+        "id": answer.id,
+        "object": "chat.completion",
+        "created": answer.created,
+        "model": answer.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": answer.finish_reason,
+            }
+        ],
+        "usage": answer.usage,
+    }
+
+
+def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
+    """The `chat.completion.chunk` objects of a streamed answer, in order: the role, reasoning
+    deltas, content (or tool-call argument) deltas, the finish reason and, when
+    `include_usage`, a last chunk with no choices and the usage. As OpenAI does, every other
+    chunk then carries `"usage": null`."""
+    deltas: list[JSON] = []
+    call = answer.tool_call
+    if call:
+        header = {"index": 0, "id": call.id, "type": "function"}
+        first: JSON = {"role": "assistant", "content": None}
+        first["tool_calls"] = [{**header, "function": {"name": call.name, "arguments": ""}}]
+        deltas.append(first)
+    else:
+        deltas.append({"role": "assistant", "content": ""})
+    deltas += [{"content": None, "reasoning_content": p} for p in answer.reasoning_pieces]
+    for piece in answer.pieces:
+        if call:
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        else:
+            deltas.append({"content": piece})
+    chunks = [_chunk(answer, [_choice(delta, None)]) for delta in deltas]
+    chunks.append(_chunk(answer, [_choice({}, answer.finish_reason)]))
+    if include_usage:
+        for chunk in chunks:
+            chunk["usage"] = None
+        chunks.append({**_chunk(answer, []), "usage": answer.usage})
+    return chunks
+
+
+def _choice(delta: JSON, finish_reason: str | None) -> JSON:
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+def _chunk(answer: Answer, choices: list[JSON]) -> JSON:
+    return {
+        "id": answer.id,
+        "object": "chat.completion.chunk",
+        "created": answer.created,
+        "model": answer.model,
+        "system_fingerprint": None,
+        "choices": choices,
+    }
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    raw = hashlib.shake_256(text.encode("utf-8")).digest(2 * dimensions)
+    values = [v / 32767.5 - 1.0 for v in struct.unpack(f"<{dimensions}H", raw)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def embeddings_body(body: JSON) -> JSON:
+    """The embeddings list for `body["input"]` (a string, token list, or list of either): unit
+    vectors of `dimensions` (default 16) derived from a hash of each input, so the same input
+    always gets the same vector. Honours `encoding_format: "base64"` (little-endian float32)."""
+    raw_input = body.get("input", "")
+    if isinstance(raw_input, str) or (
+        isinstance(raw_input, list) and raw_input and isinstance(raw_input[0], int)
+    ):
+        raw_input = [raw_input]
+    inputs = [item if isinstance(item, str) else json.dumps(item) for item in raw_input or []]
+    dimensions = body.get("dimensions")
+    if not isinstance(dimensions, int) or dimensions < 1:
+        dimensions = 16
+    data = []
+    for index, text in enumerate(inputs):
+        vector: Any = _vector(text, dimensions)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode("ascii")
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(len(text.split()) for text in inputs)
+    return {
+        "object": "list",
+        "data": data,
+        "model": str(body.get("model", "mock")),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def error_body(status: int, message: str, code: str | None = None) -> JSON:
+    """An OpenAI error object: {"error": {"message", "type", "param", "code"}}."""
+    kind, default_code = _ERROR_TYPES.get(
+        status, ("server_error" if status >= 500 else "api_error", f"status_{status}")
+    )
+    return {
+        "error": {"message": message, "type": kind, "param": None, "code": code or default_code}
+    }

@@ -1,0 +1,114 @@
+"""The narrow seam every provider adapter implements, and the values that cross it.
+
+The neutral wire between adapters and ingresses is OpenAI's chat format: a completion is an
+OpenAI `chat.completion` JSON document and a stream is a sequence of `chat.completion.chunk`
+documents. An adapter for an OpenAI-compatible host therefore passes bytes through untouched;
+adapters for other formats translate into it; ingresses for other formats translate out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from crossroads.schemas import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. `connect`: to open a connection; `first_byte`: from sending the request to the
+    first byte of the answer (headers and, on streams, the first event); `total`: the whole call."""
+
+    connect: float = 10.0
+    first_byte: float = 120.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """What an adapter factory is given: the validated config of one provider."""
+
+    id: str
+    type: str
+    base_url: str = ""
+    # The secret itself, resolved from the environment by config; adapters must never log it,
+    # put it in an error message or return it.
+    api_key: str | None = field(default=None, repr=False)
+    timeouts: Timeouts = Timeouts()
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # The catalog host this provider is (for prices and jurisdiction), when the catalog knows it.
+    catalog_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One attempt at one deployment.
+
+    `body` is an OpenAI-format chat request whose `model` is already the upstream's own model id;
+    adapters may copy it but must not mutate it (the router reuses it for the next attempt).
+    `deadline` is an `asyncio` loop time by which the whole attempt must be over.
+    """
+
+    body: Mapping[str, Any]
+    deadline: float
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole non-streamed answer: `body` is the OpenAI `chat.completion` JSON the client may
+    get as it is; `data` is the same document decoded, for ingresses that translate it."""
+
+    body: bytes
+    data: Mapping[str, Any]
+    usage: Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One `chat.completion.chunk` JSON document of a stream, as bytes (no `data:` framing).
+
+    `usage` is set on the chunk that carries the request's usage (normally the last one);
+    `usage_only` marks a chunk with no choices that exists only to carry usage, which an
+    ingress drops when its client did not ask for usage.
+    """
+
+    data: bytes
+    usage: Usage | None = None
+    usage_only: bool = False
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An upstream that serves chat completions.
+
+    Errors: every failure is raised as `crossroads.errors.UpstreamError` (or its subclass
+    `UpstreamTimeoutError`), with `retryable` set as the router needs it; nothing else escapes.
+    Messages must be safe to show a client (no secrets, no raw upstream auth text).
+    """
+
+    id: str
+
+    async def start(self) -> None:
+        """Acquire long-lived resources (connection pools, loaded models). Called once."""
+
+    async def aclose(self) -> None:
+        """Release them. Idempotent."""
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        """One non-streamed completion. Cancelling the awaiting task aborts the upstream call."""
+
+    def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
+        """The chunks of a streamed completion, as they arrive (nothing is buffered whole).
+
+        An error before the first chunk is raised from the first `__anext__`, so the router can
+        still fall back; an error after it is raised from the `__anext__` where it happened.
+        Closing the iterator early (`aclose()`, or cancelling its consumer) aborts the upstream
+        request promptly so no orphaned generation goes on burning tokens.
+        """
+
+
+class ProviderFactory(Protocol):
+    def __call__(self, spec: ProviderSpec) -> Provider: ...

@@ -1,0 +1,1 @@
+"""Routing: served names to candidate deployments, and the attempt loop that tries them."""

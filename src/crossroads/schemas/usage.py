@@ -1,0 +1,49 @@
+"""Token usage of one request, as the ledger and the pricing engine see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Token counts of one request. `prompt_tokens` includes `cached_tokens` (OpenAI's convention);
+    `completion_tokens` includes `reasoning_tokens`."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """Reads an OpenAI-format `usage` object (as decoded JSON). Returns None when `usage` is
+        not an object; tolerates missing or null fields, which several hosts send."""
+        if not isinstance(usage, dict):
+            return None
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            cached_tokens=_int(
+                prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+            )
+            # DeepSeek reports cache hits in its own top-level field.
+            or _int(usage.get("prompt_cache_hit_tokens")),
+            reasoning_tokens=_int(
+                completion_details.get("reasoning_tokens")
+                if isinstance(completion_details, dict)
+                else None
+            ),
+        )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

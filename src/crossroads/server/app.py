@@ -1,0 +1,108 @@
+"""The ASGI application: routes, health endpoints, and the guard that turns any unexpected
+exception into an OpenAI-shaped 500 without a stack trace (the trace goes to the log)."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crossroads.config import Settings
+from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
+from crossroads.ingress.openai import chat_completions, get_model, list_models
+from crossroads.ingress.openai.errors import error_body, error_response
+from crossroads.ledger.store import LedgerStore
+from crossroads.server.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    checks: dict[str, str] = {"config": "ok", "providers": "ok" if gateway.ready else "starting"}
+    try:
+        await gateway.store.ping()
+        checks["ledger"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any store failure means not ready; reported, not raised
+        checks["ledger"] = f"not writable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: GatewayError = NotFoundError(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        err = InvalidRequestError(
+            f"Method {request.method} is not allowed on {request.url.path}.", status=405
+        )
+    else:
+        err = InvalidRequestError(str(exc.detail), status=exc.status_code)
+    return error_response(err)
+
+
+class ErrorGuard:
+    """Last line of defence: an exception nothing else handled becomes a 500 in OpenAI's shape.
+    If the response had already started, the connection is closed instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = error_body(GatewayError("The gateway hit an internal error; it was logged."))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette:
+    """The gateway's ASGI app. Raises ConfigError for a provider type nobody registered."""
+    gateway = Gateway(settings, store)
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=gateway.lifespan,
+    )
+    app.add_middleware(ErrorGuard)
+    return app

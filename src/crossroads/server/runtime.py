@@ -1,0 +1,70 @@
+"""The running gateway: providers, router, ledger, built from Settings once at start.
+
+Start-up order: ledger store, ledger writer, providers (the embedded model loads here, off the
+event loop). Shutdown runs after the server has stopped taking requests and finished the ones in
+flight: providers close, then the ledger writer flushes every pending record, then the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from crossroads.config import Settings
+from crossroads.ingress.openai import models_body
+from crossroads.ingress.services import Services
+from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.ledger.store import LedgerStore
+from crossroads.ledger.writer import LedgerWriter
+from crossroads.providers.base import Provider
+from crossroads.providers.registry import load_factory
+from crossroads.routing.router import Router
+from crossroads.routing.table import RoutingTable
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "ledger.sqlite3"
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: LedgerStore | None = None) -> None:
+        """Builds everything that needs no I/O. Raises ConfigError for an unknown provider
+        type."""
+        self.settings = settings
+        self.providers: dict[str, Provider] = {
+            spec.id: load_factory(spec.type)(spec) for spec in settings.providers
+        }
+        self.table = RoutingTable(settings.deployments, settings.aliases)
+        self.router = Router(self.table, self.providers)
+        self.store = store or SQLiteLedgerStore(settings.data_dir / LEDGER_FILE)
+        self.ledger = LedgerWriter(self.store)
+        self.services = Services(
+            router=self.router,
+            ledger=self.ledger,
+            max_body_bytes=settings.max_body_bytes,
+            request_timeout=settings.request_timeout,
+            models_body=models_body(self.table),
+        )
+        self.ready = False
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        app.state.services = self.services
+        app.state.gateway = self
+        await self.store.open()
+        await self.ledger.start()
+        try:
+            await asyncio.gather(*(p.start() for p in self.providers.values()))
+            self.ready = True
+            yield
+        finally:
+            self.ready = False
+            await asyncio.gather(
+                *(p.aclose() for p in self.providers.values()), return_exceptions=True
+            )
+            await self.ledger.aclose()
+            await self.store.close()
+            log.info("ledger flushed; %d records written this run", self.ledger.flushed)

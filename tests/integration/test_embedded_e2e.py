@@ -1,0 +1,100 @@
+"""End to end through the real embedded model: the official `openai` client against the real
+gateway server, no key, no network. Greedy decoding and few tokens; asserts shape, not wording."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from crossroads.ledger.record import Status
+from support.gateway import GatewayThread, gateway_for
+
+pytestmark = pytest.mark.model
+MODEL = "local/smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    tmp: Path = tmp_path_factory.mktemp("embedded")
+    with gateway_for(tmp, {"embedded": {"enabled": True, "parallel": 4}}) as gateway:
+        yield gateway
+
+
+def llm(gw: GatewayThread) -> OpenAI:
+    return OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, timeout=120)
+
+
+def test_chat_completion(gw: GatewayThread) -> None:
+    reply = llm(gw).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Say hi."}],
+        temperature=0,
+        max_tokens=8,
+    )
+    assert reply.model == MODEL
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 8
+
+
+def test_stream_with_usage(gw: GatewayThread) -> None:
+    chunks = list(
+        llm(gw).chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count to three."}],
+            temperature=0,
+            max_tokens=12,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_concurrent_streams_all_complete(gw: GatewayThread) -> None:
+    """More concurrent streams than slots: extra ones queue, none is cut off."""
+    results: dict[int, str] = {}
+
+    def one(i: int) -> None:
+        finish = None
+        for chunk in llm(gw).chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": f"Name a colour ({i})."}],
+            temperature=0,
+            max_tokens=16,
+            stream=True,
+        ):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        results[i] = finish or "missing"
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(results) == list(range(6))
+    assert set(results.values()) <= {"stop", "length"}
+
+
+def test_ledger_records_the_embedded_requests(gw: GatewayThread) -> None:
+    llm(gw).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        temperature=0,
+        max_tokens=4,
+    )
+    records = gw.ledger()  # the writer flushes every 50 ms; read what has landed
+    assert records, "no ledger records"
+    done = [r for r in records if r.status is Status.OK]
+    assert done and all(r.provider == "local" for r in done)
+    assert all(r.origin_country == "US" and r.open_weights for r in done)
+    assert all(r.cost_usd is not None and r.cost_usd == 0 for r in done)
