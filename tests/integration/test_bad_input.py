@@ -163,12 +163,13 @@ def test_upstream_garbage_is_502(
     gateway: GatewayFactory, mock: MockUpstreamThread, script: str
 ) -> None:
     gw = gateway(mock_config(mock.url))
-    mock.script([script])
+    mock.script([script, script])  # the first try and its one retry
     response = post(gw.url, json.dumps({"model": "m", "messages": USER}))
     assert_openai_error(response, 502, "up0")
     gw.stop()
     (record,) = gw.ledger()
     assert record.status is Status.ERROR and record.error_type == "upstream_error"
+    assert record.attempts == 2
 
 
 @pytest.mark.parametrize("script", ["truncate", "malformed", "reset=during"])

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from crossroads import __version__
-from crossroads.cli import models_cmd, usage_cmd
+from crossroads.cli import models_cmd, status_cmd, usage_cmd
 from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 
@@ -74,6 +74,13 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--limit", type=int, default=20, help="recent requests to show")
     usage.add_argument("--format", choices=["table", "json", "csv"], default="table")
     usage.set_defaults(func=usage_cmd.run)
+
+    status = sub.add_parser("status", help="deployment health of a running gateway")
+    status.add_argument(
+        "--url", default="http://127.0.0.1:8080", help="the gateway (default %(default)s)"
+    )
+    status.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    status.set_defaults(func=status_cmd.run)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

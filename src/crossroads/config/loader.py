@@ -15,13 +15,21 @@ import msgspec
 import yaml
 
 from crossroads.catalog import Catalog, load_builtin
-from crossroads.config.schema import ConfigFile, EmbeddedSection, ModelSection, ProviderSection
+from crossroads.config.schema import (
+    ConfigFile,
+    EmbeddedSection,
+    ModelSection,
+    ProviderSection,
+    RoutingSection,
+)
 from crossroads.config.settings import Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
-from crossroads.routing.table import RoutingTable
+from crossroads.routing.health import BreakerPolicy
+from crossroads.routing.policy import RoutingPolicy
+from crossroads.routing.table import Alias, RoutingTable
 
 DATA_DIR_ENV = "CROSSROADS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -119,6 +127,8 @@ def load_settings(
             raise source.error(f"$.providers.{provider_id}", "provider id is reserved")
         providers[provider_id] = _provider(provider_id, section, catalog, env, source)
     for index, model in enumerate(config.models):
+        if model.weight < 0:
+            raise source.error(f"$.models[{index}].weight", "must not be negative")
         deployments.append(_deployment(index, model, providers, config, catalog, source))
     if config.auto_providers:
         configured = {s.host or pid for pid, s in config.providers.items()} | set(providers)
@@ -126,7 +136,10 @@ def load_settings(
             providers[spec.id] = spec
             deployments.extend(deps)
 
-    aliases = {name: tuple(targets) for name, targets in config.aliases.items()}
+    aliases = {
+        name: Alias(tuple(a)) if isinstance(a, list) else Alias(tuple(a.models), a.strategy)
+        for name, a in config.aliases.items()
+    }
     try:
         RoutingTable(deployments, aliases)
     except ConfigError as exc:
@@ -145,6 +158,7 @@ def load_settings(
         providers=tuple(providers.values()),
         deployments=tuple(deployments),
         aliases=aliases,
+        routing=_routing(config.routing, source),
     )
     _check_server(settings, source)
     return settings
@@ -184,6 +198,41 @@ def _auto_providers(
             )
         out.append((spec, deps))
     return out
+
+
+def _routing(section: RoutingSection, source: _Source) -> RoutingPolicy:
+    c = section.circuit
+    checks = [
+        ("retries", 0 <= section.retries <= 10, "must be between 0 and 10"),
+        ("backoff_base", section.backoff_base >= 0, "must not be negative"),
+        ("backoff_max", section.backoff_max >= section.backoff_base, "must be >= backoff_base"),
+        ("max_retry_after", section.max_retry_after >= 0, "must not be negative"),
+        ("circuit.failures", c.failures >= 1, "must be at least 1"),
+        ("circuit.failure_rate", 0 < c.failure_rate <= 1, "must be in (0, 1]"),
+        ("circuit.window", c.window >= 1, "must be at least 1"),
+        ("circuit.min_calls", 1 <= c.min_calls <= c.window, "must be between 1 and window"),
+        ("circuit.cooldown", c.cooldown > 0, "must be positive"),
+        ("health_check_interval", section.health_check_interval >= 0, "must not be negative"),
+    ]
+    for key, ok, what in checks:
+        if not ok:
+            raise source.error(f"$.routing.{key}", what)
+    return RoutingPolicy(
+        strategy=section.strategy,
+        retries=section.retries,
+        backoff_base=section.backoff_base,
+        backoff_max=section.backoff_max,
+        max_retry_after=section.max_retry_after,
+        breaker=BreakerPolicy(
+            failures=c.failures,
+            failure_rate=c.failure_rate,
+            window=c.window,
+            min_calls=c.min_calls,
+            cooldown=c.cooldown,
+        ),
+        health_check_interval=section.health_check_interval,
+        open_circuits=c.open_circuits,
+    )
 
 
 def _check_server(settings: Settings, source: _Source) -> None:
@@ -318,4 +367,5 @@ def _deployment(
         maker=catalog.maker(model.maker) if model else None,
         host=host,
         prices=offering.prices if offering else None,
+        weight=section.weight,
     )

@@ -3,9 +3,11 @@ rather than silently ignored. See README.md ("Configuration") for a full example
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+
+StrategyName = Literal["priority", "cheapest", "latency", "weighted"]
 
 
 class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,6 +52,31 @@ class ModelSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     provider: str
     upstream_model: str | None = None  # default: the catalog offering's id at that host
     catalog_model: str | None = None  # "maker/model"; default: found from the offering
+    weight: float = 1.0  # share of traffic under the weighted strategy
+
+
+class AliasSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    models: list[str]
+    strategy: StrategyName | None = None
+
+
+class CircuitSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    failures: int = 5  # consecutive failures that open the circuit
+    failure_rate: float = 0.5  # or this share of failures over the last `window` calls
+    window: int = 20
+    min_calls: int = 10
+    cooldown: float = 30.0  # seconds before a half-open probe
+    open_circuits: Literal["last", "skip"] = "last"  # try open deployments last, or never
+
+
+class RoutingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    strategy: StrategyName = "priority"
+    retries: int = 1  # extra tries on the same deployment before moving on
+    backoff_base: float = 0.1
+    backoff_max: float = 2.0
+    max_retry_after: float = 10.0
+    circuit: CircuitSection = CircuitSection()
+    health_check_interval: float = 0.0  # seconds; 0 = no active health checks
 
 
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,7 +84,8 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     embedded: EmbeddedSection = EmbeddedSection()
     providers: dict[str, ProviderSection] = {}
     models: list[ModelSection] = []
-    aliases: dict[str, list[str]] = {}
+    aliases: dict[str, list[str] | AliasSection] = {}
+    routing: RoutingSection = RoutingSection()
     # Overrides and additions to the shipped catalog, in the catalog's own shape.
     catalog: dict[str, list[dict[str, Any]]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.

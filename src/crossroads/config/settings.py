@@ -9,6 +9,8 @@ from pathlib import Path
 from crossroads.catalog import Catalog
 from crossroads.providers.base import ProviderSpec
 from crossroads.routing.deployment import Deployment
+from crossroads.routing.policy import RoutingPolicy
+from crossroads.routing.table import Alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,5 +24,6 @@ class Settings:
     catalog: Catalog
     providers: tuple[ProviderSpec, ...]
     deployments: tuple[Deployment, ...]
-    # served name -> the served names or deployment names it expands to, in order
-    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # served name -> the served names it expands to, in order, and its strategy
+    aliases: Mapping[str, Alias] = field(default_factory=dict)
+    routing: RoutingPolicy = field(default_factory=RoutingPolicy)

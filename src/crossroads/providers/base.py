@@ -110,5 +110,14 @@ class Provider(Protocol):
         """
 
 
+@runtime_checkable
+class HealthProbe(Protocol):
+    """Optional capability: a cheap request that shows whether the upstream answers at all."""
+
+    async def probe(self) -> None:
+        """Returns when the upstream answered; raises UpstreamError otherwise. Sends no
+        generation request and costs no tokens."""
+
+
 class ProviderFactory(Protocol):
     def __call__(self, spec: ProviderSpec) -> Provider: ...

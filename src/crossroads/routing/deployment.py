@@ -21,6 +21,7 @@ class Deployment:
     maker: Maker | None = None
     host: Host | None = None
     prices: Prices | None = None
+    weight: float = 1.0  # for the weighted strategy
 
     @property
     def catalog_id(self) -> str | None:

@@ -1,21 +1,36 @@
-"""The attempt loop: tries a route's deployments in order until one answers.
+"""The attempt loop: tries a request's candidate deployments until one answers.
 
-A retryable failure (transport error, timeout, 408/409/429/5xx, bad upstream answer, upstream
-auth failure) moves on to the next deployment; a non-retryable one (the client's own mistake)
-comes back at once. Streams may fall back only until their first chunk has been read, so a client
-never sees two answers spliced together. Every attempt is noted on the request's `Trace`."""
+Order: the route's deployments (then those of the request's `models` fallbacks), filtered by the
+request's preferences, ordered by the strategy, with circuit-open deployments skipped.
+
+Per deployment: a retryable failure (transport error, timeout, 408/409/429/5xx, a malformed
+answer) is retried on the same deployment up to `policy.retries` times with exponential back-off
+and full jitter, or after the upstream's Retry-After when that is short; then the next
+deployment is tried. An upstream that rejects the gateway's credentials (401/403) is skipped at
+once and its circuit opened. A non-retryable failure (the client's own mistake) comes back at
+once. Everything happens within the request's deadline. Streams may fall back only until their
+first chunk has been read, so a client never sees two answers spliced together."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from crossroads.errors import GatewayError, UpstreamError
 from crossroads.providers.base import Completion, Provider, StreamChunk, UpstreamCall
 from crossroads.routing.deployment import Deployment
+from crossroads.routing.health import HealthBoard
+from crossroads.routing.options import DEFAULT_OPTIONS, RoutingOptions
+from crossroads.routing.policy import RoutingPolicy
+from crossroads.routing.strategy import allowed, order
 from crossroads.routing.table import Route, RoutingTable
+
+T = TypeVar("T")
+AUTH_FAILED = "upstream_auth_failed"
 
 
 @dataclass(slots=True)
@@ -29,24 +44,80 @@ class Trace:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OpenStream:
-    """A stream whose first chunk has arrived: from here on it is committed to `deployment`."""
+@dataclass(slots=True)
+class Plan:
+    """The deployments to try, in order, and why any others were left out."""
 
-    deployment: Deployment
-    first: StreamChunk
-    rest: AsyncIterator[StreamChunk]
+    route: Route
+    candidates: list[Deployment]
+    excluded: list[tuple[Deployment, str]]
+
+
+class OpenStream:
+    """A stream whose first chunk has arrived: from here on it is committed to `deployment`.
+    Iterating `rest` reports the outcome to the health board when the stream ends."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        first: StreamChunk,
+        chunks: AsyncIterator[StreamChunk],
+        on_end: Callable[[UpstreamError | None, int], None],
+        on_abandon: Callable[[], None],
+    ) -> None:
+        self.deployment = deployment
+        self.first = first
+        self._chunks = chunks
+        self._on_end = on_end
+        self._on_abandon = on_abandon
+        self.rest = self._relay()
+
+    async def _relay(self) -> AsyncIterator[StreamChunk]:
+        tokens = 0
+        judged = False
+        try:
+            async for chunk in self._chunks:
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+                yield chunk
+        except UpstreamError as exc:
+            judged = True
+            self._on_end(exc, tokens)
+            raise
+        else:
+            judged = True
+            self._on_end(None, tokens)
+        finally:
+            if not judged:  # the client went away: no verdict on the upstream
+                self._on_abandon()
 
     async def aclose(self) -> None:
-        aclose = getattr(self.rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self.rest.aclose()  # type: ignore[attr-defined]
+        await _aclose(self._chunks)
+
+
+@dataclass(slots=True)
+class _RunState:
+    last: UpstreamError | None = None
+    skipped_open: list[Deployment] = field(default_factory=list)
 
 
 class Router:
-    def __init__(self, table: RoutingTable, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        providers: Mapping[str, Provider],
+        policy: RoutingPolicy | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         self._table = table
         self._providers = providers
+        self.policy = policy or RoutingPolicy()
+        self.health = HealthBoard(
+            {d.id for r in table.routes() for d in r.deployments}, self.policy.breaker
+        )
+        self._rng = rng or random.Random()
 
     @property
     def table(self) -> RoutingTable:
@@ -56,80 +127,202 @@ class Router:
         """Raises ModelNotFoundError (404) for a name nothing serves."""
         return self._table.resolve(model)
 
-    def _call(self, dep: Deployment, body: Mapping[str, Any], trace: Trace) -> UpstreamCall:
-        trace.attempts += 1
-        trace.deployment = dep
-        return UpstreamCall(
-            body={**body, "model": dep.upstream_model},
-            deadline=trace.deadline,
-            request_id=trace.request_id,
-        )
+    def plan(
+        self, route: Route, options: RoutingOptions = DEFAULT_OPTIONS, *, stream: bool = False
+    ) -> Plan:
+        """The candidates for `route` (then its `models` fallbacks) in the order to try them.
+        Raises ModelNotFoundError for an unknown fallback model name."""
+        excluded: list[tuple[Deployment, str]] = []
+        candidates: list[Deployment] = []
+        seen: set[str] = set()
+        routes = [route, *(self._table.resolve(name) for name in options.fallback_models)]
+        for r in routes:
+            kept = []
+            for dep in r.deployments:
+                if dep.id in seen:
+                    continue
+                seen.add(dep.id)
+                reason = allowed(dep, options)
+                if reason is None:
+                    kept.append(dep)
+                else:
+                    excluded.append((dep, reason))
+            strategy = r.strategy or self.policy.strategy
+            candidates.extend(
+                order(kept, strategy, options, self.health, stream=stream, rng=self._rng)
+            )
+        if not options.allow_fallbacks:
+            excluded.extend((dep, "provider.allow_fallbacks is false") for dep in candidates[1:])
+            candidates = candidates[:1]
+        return Plan(route, candidates, excluded)
 
     async def complete(
-        self, route: Route, body: Mapping[str, Any], trace: Trace
+        self, plan: Plan, body: Mapping[str, Any], trace: Trace
     ) -> tuple[Deployment, Completion]:
-        """The first successful completion among the route's deployments. Raises the last
-        UpstreamError when every deployment failed, or the first non-retryable one."""
-        last: UpstreamError | None = None
-        for dep in route.deployments:
-            if self._expired(trace):
-                break
-            call = self._call(dep, body, trace)
-            try:
-                return dep, await self._providers[dep.provider].complete(call)
-            except UpstreamError as exc:
-                trace.errors.append(f"{dep.id}: {exc.message}")
-                if not exc.retryable:
-                    raise
-                last = exc
-        raise self._exhausted(route, last)
+        """The first successful completion among the plan's candidates. Raises the last
+        UpstreamError when every candidate failed, or the first non-retryable one."""
 
-    async def open_stream(self, route: Route, body: Mapping[str, Any], trace: Trace) -> OpenStream:
-        """Opens a stream on the first deployment that produces a first chunk."""
-        last: UpstreamError | None = None
-        for dep in route.deployments:
-            if self._expired(trace):
-                break
-            call = self._call(dep, body, trace)
+        async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
+            started = time.perf_counter()
+            result = await self._providers[dep.provider].complete(call)
+            self.health.success(
+                dep.id,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                completion_tokens=result.usage.completion_tokens if result.usage else 0,
+            )
+            return dep, result
+
+        return await self._run(plan, body, trace, attempt)
+
+    async def open_stream(self, plan: Plan, body: Mapping[str, Any], trace: Trace) -> OpenStream:
+        """Opens a stream on the first candidate that produces a first chunk."""
+
+        async def attempt(dep: Deployment, call: UpstreamCall) -> OpenStream:
+            started = time.perf_counter()
             chunks = self._providers[dep.provider].stream(call)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
-                last = UpstreamError(
-                    f"provider '{dep.provider}' sent an empty stream", retryable=True
-                )
-                trace.errors.append(f"{dep.id}: {last.message}")
-                continue
-            except UpstreamError as exc:
-                trace.errors.append(f"{dep.id}: {exc.message}")
-                if not exc.retryable:
-                    raise
-                last = exc
-                continue
+                raise UpstreamError(
+                    f"provider '{dep.provider}' sent an empty stream",
+                    retryable=True,
+                    code="upstream_bad_response",
+                ) from None
             except BaseException:
                 await _aclose(chunks)
                 raise
-            return OpenStream(dep, first, chunks)
-        raise self._exhausted(route, last)
+            ttft_ms = (time.perf_counter() - started) * 1000.0
 
-    @staticmethod
-    def _expired(trace: Trace) -> bool:
-        return asyncio.get_running_loop().time() >= trace.deadline
+            def on_end(error: UpstreamError | None, tokens: int) -> None:
+                if error is None:
+                    self.health.success(
+                        dep.id,
+                        latency_ms=(time.perf_counter() - started) * 1000.0,
+                        ttft_ms=ttft_ms,
+                        completion_tokens=tokens,
+                    )
+                elif error.retryable:
+                    self.health.failure(dep.id, error.message)
 
-    @staticmethod
-    def _exhausted(route: Route, last: UpstreamError | None) -> GatewayError:
-        if last is None:
+            return OpenStream(dep, first, chunks, on_end, lambda: self.health.release(dep.id))
+
+        return await self._run(plan, body, trace, attempt)
+
+    async def _run(
+        self,
+        plan: Plan,
+        body: Mapping[str, Any],
+        trace: Trace,
+        attempt: Callable[[Deployment, UpstreamCall], Awaitable[T]],
+    ) -> T:
+        state = _RunState()
+        for dep in plan.candidates:
+            if not self.health.admit(dep.id):
+                state.skipped_open.append(dep)
+                continue
+            found, result = await self._try(dep, plan, body, trace, attempt, state)
+            if found:
+                return result  # type: ignore[return-value]
+        if state.skipped_open and self.policy.open_circuits == "last":
+            # The healthy candidates are used up: rather than refuse, try the circuit-open ones
+            # too, the one that opened first first (the likeliest to have recovered).
+            for dep in sorted(state.skipped_open, key=lambda d: -self.health.retry_in(d.id)):
+                found, result = await self._try(dep, plan, body, trace, attempt, state)
+                if found:
+                    return result  # type: ignore[return-value]
+            state.skipped_open = []
+        raise self._exhausted(plan, state.last, state.skipped_open)
+
+    async def _try(
+        self,
+        dep: Deployment,
+        plan: Plan,
+        body: Mapping[str, Any],
+        trace: Trace,
+        attempt: Callable[[Deployment, UpstreamCall], Awaitable[T]],
+        state: _RunState,
+    ) -> tuple[bool, T | None]:
+        """Tries one deployment, with its retries. Returns (True, result) on success and
+        (False, None) when the caller should move on; raises what must reach the client."""
+        loop = asyncio.get_running_loop()
+        for retry in range(self.policy.retries + 1):
+            if loop.time() >= trace.deadline:
+                self.health.release(dep.id)
+                raise self._deadline(plan, state.last)
+            trace.attempts += 1
+            trace.deployment = dep
+            call = UpstreamCall(
+                body={**body, "model": dep.upstream_model},
+                deadline=trace.deadline,
+                request_id=trace.request_id,
+            )
+            try:
+                return True, await attempt(dep, call)
+            except UpstreamError as exc:
+                trace.errors.append(f"{dep.id}: {exc.message}")
+                state.last = exc
+                if not exc.retryable:
+                    self.health.success(dep.id)  # the upstream is fine; the request is not
+                    raise
+                if exc.code == AUTH_FAILED:
+                    self.health.failure(dep.id, exc.message, trip=True)
+                    return False, None
+                if exc.upstream_status == 429:
+                    self.health.release(dep.id)
+                else:
+                    self.health.failure(dep.id, exc.message)
+                if retry == self.policy.retries:
+                    return False, None
+                delay = self._delay(retry, exc)
+                if delay is None or loop.time() + delay >= trace.deadline:
+                    return False, None
+                await asyncio.sleep(delay)
+            except BaseException:
+                self.health.release(dep.id)
+                raise
+        return False, None
+
+    def _delay(self, retry: int, exc: UpstreamError) -> float | None:
+        """Seconds to wait before retrying the same deployment, or None to move on now."""
+        if exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after <= self.policy.max_retry_after else None
+        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * (2**retry))
+        return self._rng.uniform(0, ceiling)
+
+    def _deadline(self, plan: Plan, last: UpstreamError | None) -> GatewayError:
+        detail = f"; last error: {last.message}" if last else ""
+        return UpstreamError(
+            f"the request deadline passed before '{plan.route.name}' could answer{detail}",
+            retryable=False,
+            status=504,
+            code="deadline_exceeded",
+        )
+
+    def _exhausted(
+        self, plan: Plan, last: UpstreamError | None, skipped_open: list[Deployment]
+    ) -> GatewayError:
+        name = plan.route.name
+        if last is None and skipped_open:
+            wait = min(self.health.retry_in(d.id) for d in skipped_open)
             return UpstreamError(
-                f"the request deadline passed before any deployment of '{route.name}' could answer",
+                f"every deployment of '{name}' is unavailable (circuit open after repeated "
+                f"failures); retry in {wait:.0f}s",
                 retryable=False,
-                status=504,
-                code="deadline_exceeded",
+                status=503,
+                retry_after=max(wait, 1.0),
+                code="circuit_open",
             )
-        if len(route.deployments) > 1:
-            last.message = (
-                f"all {len(route.deployments)} deployments of '{route.name}' failed; "
-                f"last error: {last.message}"
+        if last is None:
+            reasons = "; ".join(f"{d.id}: {why}" for d, why in plan.excluded) or "none configured"
+            return UpstreamError(
+                f"no deployment of '{name}' matches the request's routing preferences ({reasons})",
+                retryable=False,
+                status=400 if plan.excluded else 503,
+                code="no_eligible_deployment",
             )
+        tried = len(plan.candidates) - len(skipped_open)
+        if tried > 1:
+            last.message = f"all {tried} deployments of '{name}' failed; last error: {last.message}"
         return last
 
 

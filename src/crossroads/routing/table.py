@@ -18,6 +18,13 @@ from dataclasses import dataclass
 
 from crossroads.errors import ConfigError, ModelNotFoundError
 from crossroads.routing.deployment import Deployment
+from crossroads.routing.strategy import Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    targets: tuple[str, ...]
+    strategy: Strategy | None = None  # None: the gateway's default strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +32,11 @@ class Route:
     name: str
     kind: str  # "model" (config name), "catalog", "pinned" or "alias"
     deployments: tuple[Deployment, ...]
+    strategy: Strategy | None = None
 
 
 class RoutingTable:
-    def __init__(
-        self, deployments: Sequence[Deployment], aliases: Mapping[str, Sequence[str]]
-    ) -> None:
+    def __init__(self, deployments: Sequence[Deployment], aliases: Mapping[str, Alias]) -> None:
         """Raises ConfigError for an alias naming an unknown target, a cycle, or an alias
         that shadows a model name."""
         routes: dict[str, tuple[str, list[Deployment]]] = {}
@@ -55,11 +61,18 @@ class RoutingTable:
                     f"aliases.{alias}: the alias has the same name as a served model; "
                     "rename one of them"
                 )
+        targets = {name: alias.targets for name, alias in aliases.items()}
         for alias in aliases:
-            deps = self._expand(alias, aliases, routes, ())
+            deps = self._expand(alias, targets, routes, ())
             routes[alias] = ("alias", deps)
         self._routes = {
-            name: Route(name, kind, tuple(deps)) for name, (kind, deps) in routes.items()
+            name: Route(
+                name,
+                kind,
+                tuple(deps),
+                aliases[name].strategy if kind == "alias" else None,
+            )
+            for name, (kind, deps) in routes.items()
         }
 
     @staticmethod

@@ -17,6 +17,7 @@ from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.ingress.openai import chat_completions, get_model, list_models
 from crossroads.ingress.openai.errors import error_body, error_response
 from crossroads.ledger.store import LedgerStore
+from crossroads.server.admin import deployment_health
 from crossroads.server.runtime import Gateway
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/admin/health", deployment_health, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=gateway.lifespan,

@@ -21,6 +21,7 @@ from crossroads.ledger.store import LedgerStore
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.providers.base import Provider
 from crossroads.providers.registry import load_factory
+from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
 
@@ -38,7 +39,7 @@ class Gateway:
             spec.id: load_factory(spec.type)(spec) for spec in settings.providers
         }
         self.table = RoutingTable(settings.deployments, settings.aliases)
-        self.router = Router(self.table, self.providers)
+        self.router = Router(self.table, self.providers, settings.routing)
         self.store = store or SQLiteLedgerStore(settings.data_dir / LEDGER_FILE)
         self.ledger = LedgerWriter(self.store)
         self.services = Services(
@@ -56,12 +57,23 @@ class Gateway:
         app.state.gateway = self
         await self.store.open()
         await self.ledger.start()
+        prober: asyncio.Task[None] | None = None
         try:
             await asyncio.gather(*(p.start() for p in self.providers.values()))
+            interval = self.settings.routing.health_check_interval
+            if interval > 0:
+                prober = asyncio.create_task(
+                    run_prober(
+                        self.providers, self.settings.deployments, self.router.health, interval
+                    ),
+                    name="health-prober",
+                )
             self.ready = True
             yield
         finally:
             self.ready = False
+            if prober is not None:
+                prober.cancel()
             await asyncio.gather(
                 *(p.aclose() for p in self.providers.values()), return_exceptions=True
             )

@@ -14,11 +14,13 @@ from starlette.responses import Response, StreamingResponse
 
 from crossroads.errors import GatewayError, UpstreamError
 from crossroads.ingress.body import ClientGone, read_json_object
+from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
+from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import OpenStream, Trace
 from crossroads.schemas import ChatRequest, Usage
 from crossroads.sse import DONE
@@ -36,25 +38,47 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
     return headers
 
 
+def client_timeout(request: Request) -> float | None:
+    """The client's own timeout in seconds: `x-crossroads-timeout`, or the `x-stainless-timeout`
+    header the official OpenAI and Anthropic SDKs send. None when absent or unreadable."""
+    for header in ("x-crossroads-timeout", "x-stainless-timeout"):
+        value = request.headers.get(header)
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            if seconds > 0:
+                return seconds
+    return None
+
+
 async def chat_completions(request: Request) -> Response:
     services: Services = request.app.state.services
     exchange = Exchange("chat.completions")
     trace: Trace | None = None
     try:
-        _, data = await read_json_object(request, services.max_body_bytes)
+        body, data = await read_json_object(request, services.max_body_bytes)
         model = data.get("model")
         exchange.requested_model = model if isinstance(model, str) else ""
         exchange.stream = data.get("stream") is True
+        options = parse_routing_options(data, prompt_tokens=len(body) // 4)
         req = parse_chat_request(data)
         route = services.router.route(req.model)
+        plan = services.router.plan(route, options, stream=req.stream)
+        timeout = min(services.request_timeout, client_timeout(request) or float("inf"))
         trace = Trace(
             request_id=exchange.request_id,
-            deadline=asyncio.get_running_loop().time() + services.request_timeout,
+            deadline=asyncio.get_running_loop().time() + timeout,
         )
         if req.stream:
-            stream = await services.router.open_stream(route, data, trace)
+            stream = await unless_disconnected(
+                request, services.router.open_stream(plan, data, trace)
+            )
             return _stream_response(services, exchange, trace, req, stream)
-        _, completion = await services.router.complete(route, data, trace)
+        _, completion = await unless_disconnected(
+            request, services.router.complete(plan, data, trace)
+        )
         services.ledger.submit(exchange.record(trace, status=Status.OK, usage=completion.usage))
         return Response(
             completion.body,

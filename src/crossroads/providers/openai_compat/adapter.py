@@ -99,6 +99,23 @@ class OpenAICompatProvider:
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc) from None
 
+    async def probe(self) -> None:
+        """GET {base_url}/models: answered by every OpenAI-compatible server, free of charge."""
+        if self._session is None:
+            raise RuntimeError(f"provider {self.id} used before start()")
+        try:
+            async with asyncio.timeout(self._spec.timeouts.first_byte):
+                async with self._session.get(f"{self._spec.base_url}/models") as response:
+                    if response.status >= 400:
+                        body = await response.content.read(_MAX_ERROR_BODY)
+                        raise from_status(
+                            self.id, response.status, body, response.headers.get("Retry-After")
+                        )
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"provider '{self.id}' did not answer its probe") from None
+        except aiohttp.ClientError as exc:
+            raise _transport_error(self.id, exc) from None
+
     async def complete(self, call: UpstreamCall) -> Completion:
         response = await self._post(call, stream=False)
         try:
@@ -127,8 +144,11 @@ class OpenAICompatProvider:
         done = False  # the [DONE] sentinel arrived
         try:
             content = response.content
+            waiting_first = True  # the first event is held to the first-byte timeout too
             while not done:
                 timeout = self._remaining(call)
+                if waiting_first:
+                    timeout = min(timeout, self._spec.timeouts.first_byte)
                 if timeout <= 0:
                     raise UpstreamTimeoutError(
                         f"provider '{self.id}' stream passed the request deadline"
@@ -137,8 +157,9 @@ class OpenAICompatProvider:
                     async with asyncio.timeout(timeout):
                         raw = await content.readany()
                 except TimeoutError:
+                    what = "sent no first event" if waiting_first else "stream stalled"
                     raise UpstreamTimeoutError(
-                        f"provider '{self.id}' stream passed the request deadline"
+                        f"provider '{self.id}' {what} within {timeout:.1f}s"
                     ) from None
                 if not raw:
                     break
@@ -148,6 +169,7 @@ class OpenAICompatProvider:
                         break
                     chunk, chunk_finished = _parse_chunk(self.id, event.data)
                     finished = finished or chunk_finished
+                    waiting_first = False
                     yield chunk
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc, mid_stream=True) from None
