@@ -1,5 +1,5 @@
-"""The mock upstream's HTTP server: OpenAI Chat Completions, embeddings and models endpoints that
-answer as each request's script says, plus the `/_mock/*` control and introspection endpoints.
+"""The mock upstream's HTTP server: OpenAI chat, embeddings and models and Anthropic messages
+(`anthropic.py`) endpoints answering as each request's script says, plus `/_mock/*` control.
 
 A test tool: the request log keeps every header as received, the Authorization key included, so
 tests can check what the gateway sent. Never point real clients or real keys at it.
@@ -27,6 +27,7 @@ from crossroads.mockupstream.answers import (
     plan_answer,
     stream_chunks,
 )
+from crossroads.mockupstream.anthropic import answer_messages
 from crossroads.mockupstream.control import (
     add_control_routes,
     json_response,
@@ -158,6 +159,7 @@ class MockUpstream:
         """The aiohttp application, for callers that run it their own way."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/messages", self._chat, name="anthropic-messages")
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models_list)
         add_control_routes(app, self)
@@ -282,6 +284,8 @@ class MockUpstream:
     async def _answer(
         self, request: web.Request, record: RequestRecord, body: JSON | None, *, chat: bool
     ) -> web.StreamResponse:
+        if request.match_info.route.name == "anthropic-messages":
+            return await answer_messages(self, request, record, body)
         if body is None:
             return json_response(error_body(400, "the request body must be a JSON object"), 400)
         try:

@@ -37,6 +37,11 @@ class Usage(msgspec.Struct, frozen=True):
             )
             # DeepSeek reports cache hits in its own top-level field.
             or _int(usage.get("prompt_cache_hit_tokens")),
+            cache_write_tokens=_int(
+                prompt_details.get("cache_write_tokens")
+                if isinstance(prompt_details, dict)
+                else None
+            ),
             reasoning_tokens=_int(
                 completion_details.get("reasoning_tokens")
                 if isinstance(completion_details, dict)

@@ -1,0 +1,225 @@
+"""The Anthropic Messages adapter: one pooled aiohttp session per provider, reused by every
+request; `POST {base_url}/v1/messages`, translated from the neutral OpenAI format by
+`convert.py` and back by `answer.py` and `stream.py`. Serves Anthropic itself and the
+Anthropic-compatible endpoints of DeepSeek, Moonshot, Z.ai and MiniMax."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from crossroads.errors import ConfigError, UpstreamError, UpstreamTimeoutError
+from crossroads.providers.anthropic.answer import completion_from_message
+from crossroads.providers.anthropic.convert import build_request
+from crossroads.providers.anthropic.errors import from_error_object, from_status
+from crossroads.providers.anthropic.stream import StreamConverter
+from crossroads.providers.anthropic.wire import API_VERSION
+from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
+from crossroads.sse import SSEDecoder
+
+_MAX_ERROR_BODY = 64 * 1024
+_AUTH_SCHEMES = ("x-api-key", "bearer")
+
+
+class AnthropicProvider:
+    """See `crossroads.providers.base.Provider` for the contract.
+
+    Options (`spec.options`): `default_max_tokens` (default 4096), sent when the request sets no
+    limit, because Anthropic requires `max_tokens`; `auth_scheme`, "x-api-key" (default, what
+    Anthropic documents) or "bearer" (`Authorization: Bearer`, for a compatible endpoint that
+    wants it). Raises ConfigError for a bad option.
+    """
+
+    def __init__(self, spec: ProviderSpec) -> None:
+        self.id = spec.id
+        self._spec = spec
+        base = spec.base_url.rstrip("/")
+        # The catalog's base URLs have no /v1 (https://api.anthropic.com); tolerate one that does.
+        self._url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+        self._default_max_tokens = _option_max_tokens(spec)
+        scheme = spec.options.get("auth_scheme", "x-api-key")
+        if scheme not in _AUTH_SCHEMES:
+            raise ConfigError(
+                f"provider '{spec.id}': auth_scheme must be one of {', '.join(_AUTH_SCHEMES)}"
+            )
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": API_VERSION,
+            **spec.headers,
+        }
+        if spec.api_key and scheme == "bearer":
+            headers["Authorization"] = f"Bearer {spec.api_key}"
+        elif spec.api_key:
+            headers["x-api-key"] = spec.api_key
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, keepalive_timeout=30, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._spec.timeouts.connect),
+                auto_decompress=True,
+                raise_for_status=False,
+                skip_auto_headers=("User-Agent",),
+            )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _encode(self, call: UpstreamCall, stream: bool) -> bytes:
+        request: dict[str, Any] = dict(
+            build_request(call.body, default_max_tokens=self._default_max_tokens)
+        )
+        if stream:
+            request["stream"] = True
+        return orjson.dumps(request)
+
+    def _remaining(self, call: UpstreamCall) -> float:
+        return call.deadline - asyncio.get_running_loop().time()
+
+    async def _post(self, call: UpstreamCall, stream: bool) -> aiohttp.ClientResponse:
+        """Converts and sends the request and waits for the answer's headers, within the
+        first-byte timeout and the call's deadline. Raises UpstreamError for requests Anthropic
+        cannot serve (400, before anything is sent), transport failures and HTTP errors."""
+        if self._session is None:
+            raise RuntimeError(f"provider {self.id} used before start()")
+        payload = self._encode(call, stream)
+        timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
+        if timeout <= 0:
+            raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._session.post(self._url, data=payload)
+                if response.status >= 400:
+                    try:
+                        body = await response.content.read(_MAX_ERROR_BODY)
+                    finally:
+                        response.release()
+                    raise from_status(
+                        self.id, response.status, body, response.headers.get("retry-after")
+                    )
+                return response
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"provider '{self.id}' sent no answer within {timeout:.1f}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise _transport_error(self.id, exc) from None
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        response = await self._post(call, stream=False)
+        try:
+            async with asyncio.timeout(max(self._remaining(call), 0)):
+                body = await response.read()
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"provider '{self.id}' did not finish its answer before the deadline"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise _transport_error(self.id, exc) from None
+        finally:
+            response.release()
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _garbage(self.id, "a response that is not valid JSON") from None
+        if isinstance(data, dict) and data.get("type") == "error":
+            raise from_error_object(self.id, data.get("error"))
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise _garbage(self.id, "a JSON document that is not a message")
+        document, usage = completion_from_message(
+            data, created=int(time.time()), model=str(call.body.get("model", ""))
+        )
+        return Completion(body=orjson.dumps(document), data=document, usage=usage)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
+        response = await self._post(call, stream=True)
+        decoder = SSEDecoder()
+        converter = StreamConverter(
+            self.id, created=int(time.time()), model=str(call.body.get("model", ""))
+        )
+        try:
+            content = response.content
+            while not converter.finished:
+                timeout = self._remaining(call)
+                if timeout <= 0:
+                    raise UpstreamTimeoutError(
+                        f"provider '{self.id}' stream passed the request deadline"
+                    )
+                try:
+                    async with asyncio.timeout(timeout):
+                        raw = await content.readany()
+                except TimeoutError:
+                    raise UpstreamTimeoutError(
+                        f"provider '{self.id}' stream passed the request deadline"
+                    ) from None
+                if not raw:
+                    break
+                for event in decoder.feed(raw):
+                    for chunk in converter.feed(event.data, event.event):
+                        yield _stream_chunk(chunk, converter)
+                    if converter.finished:
+                        break
+        except aiohttp.ClientError as exc:
+            raise _transport_error(self.id, exc, mid_stream=True) from None
+        finally:
+            # Closing (not releasing) drops the connection, which is how an upstream learns
+            # that nobody is reading any more and stops generating.
+            if converter.finished:
+                response.release()
+            else:
+                response.close()
+        if not converter.finished:
+            raise UpstreamError(
+                f"provider '{self.id}' stream ended before the answer was complete",
+                retryable=True,
+                code="upstream_truncated",
+            )
+
+
+def _stream_chunk(chunk: dict[str, Any], converter: StreamConverter) -> StreamChunk:
+    if chunk["choices"]:
+        return StreamChunk(data=orjson.dumps(chunk))
+    return StreamChunk(data=orjson.dumps(chunk), usage=converter.usage, usage_only=True)
+
+
+def _option_max_tokens(spec: ProviderSpec) -> int:
+    value = spec.options.get("default_max_tokens", 4096)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"provider '{spec.id}': default_max_tokens must be a positive integer")
+    return value
+
+
+def _garbage(provider: str, what: str) -> UpstreamError:
+    return UpstreamError(
+        f"provider '{provider}' returned {what}", retryable=True, code="upstream_bad_response"
+    )
+
+
+def _transport_error(
+    provider: str, exc: aiohttp.ClientError, *, mid_stream: bool = False
+) -> UpstreamError:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        what = "could not be reached"
+    elif mid_stream:
+        what = "dropped the connection mid-stream"
+    else:
+        what = "dropped the connection"
+    # The exception text can carry URLs but never our headers; keep only its class name.
+    return UpstreamError(
+        f"provider '{provider}' {what} ({type(exc).__name__})",
+        retryable=True,
+        code="upstream_connection_error",
+    )

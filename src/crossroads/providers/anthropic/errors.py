@@ -1,0 +1,129 @@
+"""Turns an Anthropic-format upstream failure (an HTTP error status, or an `error` object in a
+body or stream event) into an UpstreamError the router can act on.
+
+The classes mirror `openai_compat/errors.py` (a provider never imports another provider): 408,
+409, 425, 429 and 5xx are transient, and so is Anthropic's own 529 `overloaded_error`; 401 and
+403 mean our key for that host is wrong (try another deployment, never show the upstream's
+text); other 4xx are the client's own mistake and come back at once with the upstream's message.
+Anthropic's error body is `{"type": "error", "error": {"type": ..., "message": ...}}`
+(Anthropic "Errors" page); the compatible endpoints send the same shape or OpenAI's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from crossroads.errors import UpstreamError
+
+RETRYABLE = frozenset({408, 409, 425, 429})
+OVERLOADED = 529
+# Error `type`s that say "try again later" (Anthropic "Errors" page) -> our status and code.
+_TRANSIENT_TYPES = {
+    "overloaded_error": (503, "upstream_overloaded"),
+    "rate_limit_error": (429, "upstream_rate_limited"),
+    "api_error": (502, "upstream_stream_error"),
+    "timeout_error": (504, "upstream_stream_error"),
+}
+_AUTH_TYPES = frozenset({"authentication_error", "permission_error"})
+_MAX_MESSAGE = 500
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Reads a `retry-after` header given in seconds (the form Anthropic documents)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def error_message(error: Any) -> str | None:
+    """The message of an `error` member (an object with `message`, or a bare string)."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])[:_MAX_MESSAGE]
+    if isinstance(error, str):
+        return error[:_MAX_MESSAGE]
+    return None
+
+
+def upstream_message(body: bytes) -> str | None:
+    """The `error.message` of an error body (Anthropic's or OpenAI's shape), or None."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return error_message(data.get("error")) if isinstance(data, dict) else None
+
+
+def _auth_failed(provider: str, status: int | None) -> UpstreamError:
+    how = f" (HTTP {status})" if status is not None else ""
+    return UpstreamError(
+        f"provider '{provider}' rejected the gateway's credentials{how}; "
+        "the gateway operator must check its API key",
+        retryable=True,
+        upstream_status=status,
+        status=502,
+        code="upstream_auth_failed",
+    )
+
+
+def from_status(provider: str, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
+    """The UpstreamError for an upstream answer with HTTP status `status` (>= 400)."""
+    if status in (401, 403):
+        return _auth_failed(provider, status)
+    if status == OVERLOADED:
+        detail = upstream_message(body)
+        return UpstreamError(
+            f"provider '{provider}' is overloaded (HTTP 529)" + (f": {detail}" if detail else ""),
+            retryable=True,
+            upstream_status=status,
+            status=503,
+            retry_after=retry_after_seconds(retry_after),
+            code="upstream_overloaded",
+        )
+    if status in RETRYABLE or status >= 500:
+        detail = upstream_message(body)
+        return UpstreamError(
+            f"provider '{provider}' answered HTTP {status}" + (f": {detail}" if detail else ""),
+            retryable=True,
+            upstream_status=status,
+            status=429 if status == 429 else 502,
+            retry_after=retry_after_seconds(retry_after),
+            code="upstream_rate_limited" if status == 429 else "upstream_unavailable",
+        )
+    detail = upstream_message(body) or f"HTTP {status} with no error message"
+    return UpstreamError(
+        f"provider '{provider}' refused the request: {detail}",
+        retryable=False,
+        upstream_status=status,
+        status=status if 400 <= status < 500 else 502,
+        code="upstream_rejected",
+    )
+
+
+def from_error_object(provider: str, error: Any) -> UpstreamError:
+    """The UpstreamError for an `error` object that arrived with HTTP 200: an `error` stream
+    event (Anthropic sends `overloaded_error` this way mid-stream, where a non-streamed call
+    would get HTTP 529) or a 200 body of type "error". Transient types are retryable; auth
+    types hide the upstream's text; anything else is not retryable."""
+    kind = error.get("type") if isinstance(error, dict) else None
+    if kind in _AUTH_TYPES:
+        return _auth_failed(provider, None)
+    message = error_message(error) or "no message"
+    if isinstance(kind, str) and kind in _TRANSIENT_TYPES:
+        status, code = _TRANSIENT_TYPES[kind]
+        return UpstreamError(
+            f"provider '{provider}' reported {kind}: {message}",
+            retryable=True,
+            status=status,
+            code=code,
+        )
+    return UpstreamError(
+        f"provider '{provider}' reported an error: {message}",
+        retryable=False,
+        status=502,
+        code="upstream_stream_error",
+    )
