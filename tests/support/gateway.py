@@ -33,9 +33,11 @@ class GatewayThread:
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        app = build_app(settings)
+        self.gateway = app.state.gateway_object
         self._server = uvicorn.Server(
             uvicorn.Config(
-                build_app(settings),
+                app,
                 lifespan="on",
                 log_level="warning",
                 access_log=False,
@@ -43,6 +45,7 @@ class GatewayThread:
             )
         )
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self.clients: list[Any] = []  # test clients to close with the gateway
         self._error: BaseException | None = None
 
     def _run(self) -> None:
@@ -65,6 +68,9 @@ class GatewayThread:
         self.stop()
 
     def stop(self) -> None:
+        for http_client in self.clients:
+            http_client.close()
+        self.clients.clear()
         self._server.should_exit = True
         self._thread.join(timeout=60)
         self._sock.close()

@@ -24,6 +24,9 @@ from crossroads.ledger.store import LedgerStore, LedgerStoreError
 T = TypeVar("T")
 T0 = datetime(2026, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)
 FIELDS = tuple(f.name for f in dataclasses.fields(LedgerRecord))
+# Every column is named as its field, except the two later costs, named for the units they hold.
+RENAMED = {"baseline_cost_usd": "baseline_cost_units", "upstream_cost_usd": "upstream_cost_units"}
+MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
 
 
 def record(n: int, **changes: object) -> LedgerRecord:
@@ -65,6 +68,10 @@ FULL = LedgerRecord(
     error_message="upstream said: ünïcödé \u2013 'quotes' \"and\" ; DROP TABLE requests",
     attempts=3,
     api_key_id="cr_live_abc",
+    team_id="team-research",
+    baseline_model="anthropic/claude-sonnet-4.5",
+    baseline_cost_usd=Decimal("0.4893525"),
+    upstream_cost_usd=Decimal("0.0123"),
 )
 
 
@@ -87,15 +94,19 @@ def run(factory: Callable[[SQLiteLedgerStore], Awaitable[T]], path: Path) -> T:
 
 def test_migrations_from_empty_database_create_schema_and_record_it(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as conn:
-        assert migrate(conn) == ["m001_create_requests"]
+        assert migrate(conn) == [
+            "m001_create_requests",
+            "m002_add_economics_columns",
+            "m003_create_rollups",
+        ]
         names = [name for name, _ in applied(conn)]
-        assert names == [m.__name__ for m in MIGRATIONS]
+        assert names == MIGRATION_NAMES
         applied_at = applied(conn)[0][1]
         assert applied_at.tzinfo is not None
         assert abs(datetime.now(UTC) - applied_at) < timedelta(minutes=1)
 
         columns = [row[1] for row in conn.execute("PRAGMA table_info(requests)")]
-        assert tuple(columns) == FIELDS == COLUMNS
+        assert tuple(columns) == COLUMNS == tuple(RENAMED.get(f, f) for f in FIELDS)
         primary = [row[1] for row in conn.execute("PRAGMA table_info(requests)") if row[5]]
         assert primary == ["request_id"]
         indexes = {
@@ -115,21 +126,21 @@ def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
         first = applied(conn)
         assert migrate(conn) == []
         assert applied(conn) == first
-        assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone() == (len(MIGRATIONS),)
 
 
 def test_failed_migration_is_rolled_back_and_not_recorded(tmp_path: Path) -> None:
-    def m002_half_done(conn: sqlite3.Connection) -> None:
+    def m099_half_done(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE half (x INTEGER)")
         raise RuntimeError("boom")
 
     with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as conn:
         with pytest.raises(RuntimeError, match="boom"):
-            migrate(conn, [*MIGRATIONS, m002_half_done])
+            migrate(conn, [*MIGRATIONS, m099_half_done])
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert "requests" in tables
         assert "half" not in tables
-        assert [name for name, _ in applied(conn)] == ["m001_create_requests"]
+        assert [name for name, _ in applied(conn)] == MIGRATION_NAMES
         assert not conn.in_transaction
 
 
@@ -155,7 +166,7 @@ def test_open_creates_missing_directory_in_wal_mode(tmp_path: Path) -> None:
     assert path.exists()
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert [name for name, _ in applied(conn)] == ["m001_create_requests"]
+        assert [name for name, _ in applied(conn)] == MIGRATION_NAMES
 
 
 def test_every_field_round_trips_exactly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`crossroads` command: serve, models, usage, config check, mock-upstream.
+"""`crossroads` command: serve, models, usage, report, whatif, config check, mock-upstream.
 
 Each command is a small function taking parsed arguments and returning an exit code; errors the
 user can fix (bad config, bad flag value) print one line on stderr and exit 2."""
@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 
 from crossroads import __version__
-from crossroads.cli import models_cmd, status_cmd, usage_cmd
+from crossroads.analytics import REPORT_KINDS
+from crossroads.cli import (
+    governance_cmd,
+    models_cmd,
+    report_cmd,
+    status_cmd,
+    usage_cmd,
+    whatif_cmd,
+)
 from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 
@@ -81,6 +89,49 @@ def parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--format", choices=["table", "json", "csv"], default="table")
     status.set_defaults(func=status_cmd.run)
+
+    report = sub.add_parser(
+        "report", help="spend, savings, adoption, latency and error reports from the ledger"
+    )
+    report.add_argument("kind", nargs="?", choices=list(REPORT_KINDS), help="the report")
+    report.add_argument("--config", help="YAML config file (for its data_dir)")
+    report.add_argument("--data-dir", help="where the ledger lives")
+    report.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")
+    report.add_argument("--until", help="same forms as --since (default: all)")
+    report.add_argument(
+        "--by",
+        metavar="DIM[,DIM]",
+        help="group by: key, team, model, deployment, maker, origin, open_weights, provider "
+        "(host), jurisdiction, status",
+    )
+    report.add_argument("--interval", choices=["hour", "day", "week"], help="one row per period")
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    report.add_argument(
+        "--rebuild-rollups", action="store_true", help="recompute the rollups from the ledger"
+    )
+    report.set_defaults(func=report_cmd.run)
+
+    whatif = sub.add_parser("whatif", help="price a usage export at other models")
+    whatif.add_argument("--usage", required=True, metavar="FILE", help="the usage export")
+    whatif.add_argument(
+        "--to", action="append", required=True, metavar="MODEL", help="maker/model[@host]"
+    )
+    whatif.add_argument(
+        "--input-format",
+        choices=["auto", "openrouter", "litellm", "generic", "crossroads"],
+        default="auto",
+    )
+    whatif.add_argument(
+        "--column", action="append", default=[], metavar="FIELD=HEADER", help="map a column"
+    )
+    whatif.add_argument(
+        "--model-map", action="append", default=[], metavar="NAME=MODEL", help="map a model name"
+    )
+    whatif.add_argument("--config", help="YAML config file whose catalog overrides apply")
+    whatif.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    whatif.set_defaults(func=whatif_cmd.run)
+
+    governance_cmd.add_parsers(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

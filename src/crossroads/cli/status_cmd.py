@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
+from crossroads.cli.admin_client import call
 from crossroads.cli.tables import render, to_json
-from crossroads.errors import ConfigError
 
 HEADERS = [
     "deployment",
@@ -26,17 +23,10 @@ HEADERS = [
 ]
 
 
-def fetch(url: str, timeout: float = 10.0) -> dict[str, Any]:
+def fetch(url: str) -> dict[str, Any]:
     """GET {url}/admin/health. Raises ConfigError saying why the gateway could not be asked."""
-    target = f"{url.rstrip('/')}/admin/health"
-    try:
-        with urllib.request.urlopen(target, timeout=timeout) as response:
-            data: dict[str, Any] = json.loads(response.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        raise ConfigError(f"{target} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"cannot reach the gateway at {url}: {exc}") from None
+    data: dict[str, Any] = call(url, "GET", "/admin/health")
+    return data
 
 
 def run(args: argparse.Namespace) -> int:

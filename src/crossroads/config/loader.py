@@ -24,7 +24,8 @@ from crossroads.config.schema import (
 )
 from crossroads.config.settings import Settings
 from crossroads.config.yamlpos import line_of, parse_path
-from crossroads.errors import ConfigError
+from crossroads.errors import ConfigError, InvalidRequestError
+from crossroads.governance.policy import parse_rules
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
@@ -87,6 +88,11 @@ def read_config_file(path: Path) -> tuple[ConfigFile, _Source]:
         if unknown:  # point at the offending key itself, not at its parent
             json_path = f"{json_path}.{unknown.group(1)}"
         raise source.error(json_path, text[: match.start()] if match else text) from None
+
+
+def admin_key_from_env(variable: str = "CROSSROADS_ADMIN_KEY") -> str | None:
+    """The admin key for CLI commands that call a running gateway's admin API."""
+    return os.environ.get(variable) or None
 
 
 def load_settings(
@@ -159,6 +165,7 @@ def load_settings(
         deployments=tuple(deployments),
         aliases=aliases,
         routing=_routing(config.routing, source),
+        **_governance(config, env, source, host or config.server.host),
     )
     _check_server(settings, source)
     return settings
@@ -198,6 +205,60 @@ def _auto_providers(
             )
         out.append((spec, deps))
     return out
+
+
+def _governance(
+    config: ConfigFile, env: Mapping[str, str], source: _Source, bind_host: str
+) -> dict[str, Any]:
+    """Auth mode, admin key, global policy and the storage and limits backends."""
+    auth = config.auth
+    if auth.mode == "open" and bind_host not in ("127.0.0.1", "localhost", "::1"):
+        raise source.error(
+            "$.auth.mode",
+            f"open mode (no API keys) is only allowed on a loopback address, not {bind_host}; "
+            "set auth.mode: keys",
+        )
+    admin_key = env.get(auth.admin_key_env) or None
+    if auth.mode == "keys" and admin_key is None:
+        raise source.error(
+            "$.auth.admin_key_env",
+            f"keys mode needs an admin key: set the environment variable {auth.admin_key_env}",
+        )
+    if admin_key is not None and len(admin_key) < 16:
+        raise source.error(
+            "$.auth.admin_key_env", f"{auth.admin_key_env} must be at least 16 characters"
+        )
+    if auth.refresh_interval <= 0:
+        raise source.error("$.auth.refresh_interval", "must be a positive number of seconds")
+    try:
+        policy = parse_rules(config.policy, "policy")
+    except InvalidRequestError as exc:
+        raise source.error(f"$.{exc.param or 'policy'}", exc.message) from None
+    postgres_url = redis_url = None
+    if config.storage.backend == "postgres":
+        postgres_url = env.get(config.storage.postgres_url_env)
+        if not postgres_url:
+            raise source.error(
+                "$.storage.postgres_url_env",
+                f"environment variable {config.storage.postgres_url_env} is not set",
+            )
+    if config.limits.backend == "redis":
+        redis_url = env.get(config.limits.redis_url_env)
+        if not redis_url:
+            raise source.error(
+                "$.limits.redis_url_env",
+                f"environment variable {config.limits.redis_url_env} is not set",
+            )
+    return {
+        "auth_mode": auth.mode,
+        "admin_key": admin_key,
+        "key_refresh_interval": auth.refresh_interval,
+        "global_policy": policy,
+        "storage_backend": config.storage.backend,
+        "postgres_url": postgres_url,
+        "limits_backend": config.limits.backend,
+        "redis_url": redis_url,
+    }
 
 
 def _routing(section: RoutingSection, source: _Source) -> RoutingPolicy:

@@ -79,6 +79,22 @@ class RoutingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     health_check_interval: float = 0.0  # seconds; 0 = no active health checks
 
 
+class AuthSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    mode: Literal["open", "keys"] = "open"
+    admin_key_env: str = "CROSSROADS_ADMIN_KEY"
+    refresh_interval: float = 5.0  # seconds between key-ring reloads from the store
+
+
+class StorageSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url_env: str = "CROSSROADS_POSTGRES_URL"
+
+
+class LimitsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url_env: str = "CROSSROADS_REDIS_URL"
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = ServerSection()
     embedded: EmbeddedSection = EmbeddedSection()
@@ -86,6 +102,11 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[ModelSection] = []
     aliases: dict[str, list[str] | AliasSection] = {}
     routing: RoutingSection = RoutingSection()
+    auth: AuthSection = AuthSection()
+    # The global policy, in the same shape as team and key policies (see README, Governance).
+    policy: dict[str, Any] = {}
+    storage: StorageSection = StorageSection()
+    limits: LimitsSection = LimitsSection()
     # Overrides and additions to the shipped catalog, in the catalog's own shape.
     catalog: dict[str, list[dict[str, Any]]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from crossroads.catalog import Catalog
+from crossroads.governance.policy import EMPTY, PolicyRules
 from crossroads.providers.base import ProviderSpec
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.policy import RoutingPolicy
@@ -27,3 +29,11 @@ class Settings:
     # served name -> the served names it expands to, in order, and its strategy
     aliases: Mapping[str, Alias] = field(default_factory=dict)
     routing: RoutingPolicy = field(default_factory=RoutingPolicy)
+    auth_mode: Literal["open", "keys"] = "open"
+    admin_key: str | None = field(default=None, repr=False)
+    key_refresh_interval: float = 5.0
+    global_policy: PolicyRules = EMPTY
+    storage_backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url: str | None = field(default=None, repr=False)
+    limits_backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = field(default=None, repr=False)

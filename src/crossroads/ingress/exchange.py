@@ -24,11 +24,13 @@ class Exchange:
     __slots__ = (
         "_first_byte",
         "_start",
+        "api_key_id",
         "created_at",
         "endpoint",
         "request_id",
         "requested_model",
         "stream",
+        "team_id",
     )
 
     def __init__(self, endpoint: str, request_id: str | None = None) -> None:
@@ -39,6 +41,8 @@ class Exchange:
         self.request_id = request_id or new_request_id()
         self.requested_model = ""
         self.stream = False
+        self.api_key_id: str | None = None
+        self.team_id: str | None = None
 
     def first_byte(self) -> None:
         """Notes that the first byte of the answer is going to the client (streams)."""
@@ -86,4 +90,6 @@ class Exchange:
             error_type=error.kind if error else None,
             error_message=error.message[:500] if error else None,
             attempts=trace.attempts if trace else 0,
+            api_key_id=self.api_key_id,
+            team_id=self.team_id,
         )

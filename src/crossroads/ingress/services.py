@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crossroads.governance.gate import Gate
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
+    gate: Gate
     router: Router
     ledger: LedgerWriter
     max_body_bytes: int

@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from crossroads.ledger import sqlite_rollups
+
 __all__ = ["MIGRATIONS", "Migration", "applied", "migrate"]
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -60,7 +62,33 @@ def m001_create_requests(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX requests_served_model ON requests (served_model, created_at)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_create_requests,)
+def m002_add_economics_columns(conn: sqlite3.Connection) -> None:
+    """The team, the baseline model, and two more costs in integer units of 1e-10 USD (named
+    `_units` for what they hold): the same tokens priced at the baseline model, and what the
+    upstream itself said the request cost. NULL in rows written before; nothing is backfilled."""
+    for column in (
+        "team_id TEXT",
+        "baseline_model TEXT",
+        "baseline_cost_units INTEGER",  # units of 1e-10 USD; NULL when there is no baseline
+        "upstream_cost_units INTEGER",  # units of 1e-10 USD; NULL when the upstream gave none
+    ):
+        conn.execute(f"ALTER TABLE requests ADD COLUMN {column}")
+
+
+def m003_create_rollups(conn: sqlite3.Connection) -> None:
+    """The hourly and daily rollups (`ledger/sqlite_rollups.py`), filled from the rows already
+    stored. Rollups are derived data: this step creates and fills them as the code currently
+    defines them, so a later change to their shape ships as a new migration that drops them,
+    calls `sqlite_rollups.create_tables` and `rebuild` again, and this step stays correct."""
+    sqlite_rollups.create_tables(conn)
+    sqlite_rollups.rebuild(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_create_requests,
+    m002_add_economics_columns,
+    m003_create_rollups,
+)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:

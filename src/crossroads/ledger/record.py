@@ -47,3 +47,9 @@ class LedgerRecord:
     error_message: str | None = None
     attempts: int = 0
     api_key_id: str | None = None  # the key's public prefix, never the secret
+    team_id: str | None = None
+    # Savings: the same token counts priced at the proprietary baseline model.
+    baseline_model: str | None = None  # catalog id, e.g. "anthropic/claude-sonnet-4.5"
+    baseline_cost_usd: Decimal | None = None
+    # What the upstream itself reported the request cost (OpenRouter's usage.cost), if anything.
+    upstream_cost_usd: Decimal | None = None

@@ -1,6 +1,7 @@
 """The default ledger store: one SQLite file in WAL mode, driven by the stdlib `sqlite3` on a
 single dedicated worker thread that owns the connection, so the event loop never blocks on disk
-and the connection is never shared between threads."""
+and the connection is never shared between threads. Rollups live in `sqlite_rollups.py`
+and `sqlite_rollup_query.py`."""
 
 from __future__ import annotations
 
@@ -9,63 +10,33 @@ import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from crossroads.ledger import sqlite_rollup_query, sqlite_rollups
 from crossroads.ledger.migrations import migrate
 from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.sqlite_rows import (
+    COLUMNS,
+    INSERT,
+    SELECT_COLUMNS,
+    decode,
+    encode,
+    from_micros,
+    to_micros,
+)
 from crossroads.ledger.store import (
     LedgerStoreError,
     cost_from_units,
-    cost_to_units,
     validate_group_by,
+    validate_rollup_query,
 )
 
 __all__ = ["COLUMNS", "SQLiteLedgerStore"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-COLUMNS = (
-    "request_id",
-    "created_at",
-    "endpoint",
-    "requested_model",
-    "stream",
-    "status",
-    "served_model",
-    "deployment",
-    "provider",
-    "host_jurisdiction",
-    "maker",
-    "origin_country",
-    "open_weights",
-    "prompt_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "http_status",
-    "error_type",
-    "error_message",
-    "attempts",
-    "api_key_id",
-)
-"""The `requests` columns in `LedgerRecord` field order; `_encode` and `_decode` follow it."""
-
-_SELECT_COLUMNS = ", ".join(COLUMNS)
-# ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: only a repeated request_id is skipped;
-# any other constraint failure still aborts the batch instead of silently losing the row.
-_INSERT = (
-    f"INSERT INTO requests ({_SELECT_COLUMNS}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT (request_id) DO NOTHING"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class SQLiteLedgerStore:
@@ -78,9 +49,12 @@ class SQLiteLedgerStore:
     the last commits, never corrupt the file).
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, create: bool = True) -> None:
+        """With `create=False`, `open` refuses (LedgerStoreError) a file that does not exist or
+        is not a Crossroads ledger instead of creating one; tools that read a ledger use it."""
         self._path = path
         self._busy_timeout = busy_timeout
+        self._create = create
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
@@ -117,7 +91,7 @@ class SQLiteLedgerStore:
         """See `LedgerStore.recent`."""
         if limit < 0:
             raise ValueError("limit must not be negative")
-        since_us = None if since is None else _to_micros(since)
+        since_us = None if since is None else to_micros(since)
         return await self._call(self._recent_sync, limit, since_us)
 
     async def totals(
@@ -128,13 +102,50 @@ class SQLiteLedgerStore:
     ) -> list[dict[str, Any]]:
         """See `LedgerStore.totals`."""
         keys = validate_group_by(by)
-        since_us = None if since is None else _to_micros(since)
-        until_us = None if until is None else _to_micros(until)
+        since_us = None if since is None else to_micros(since)
+        until_us = None if until is None else to_micros(until)
         return await self._call(self._totals_sync, keys, since_us, until_us)
 
     async def count(self) -> int:
         """See `LedgerStore.count`."""
         return await self._call(self._count_sync)
+
+    async def rollup(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        interval: str | None = None,
+        by: Sequence[str] = (),
+        *,
+        histogram: bool = False,
+    ) -> list[dict[str, Any]]:
+        """See `RollupReader.rollup`."""
+        keys = validate_rollup_query(interval, by, since, until)
+        since_us = None if since is None else to_micros(since)
+        until_us = None if until is None else to_micros(until)
+        return await self._call(
+            self._read_sync,
+            sqlite_rollup_query.query,
+            since_us,
+            until_us,
+            interval,
+            keys,
+            histogram,
+        )
+
+    async def rollup_span(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """See `RollupReader.rollup_span`."""
+        validate_rollup_query(None, (), since, until)
+        since_us = None if since is None else to_micros(since)
+        until_us = None if until is None else to_micros(until)
+        found = await self._call(self._read_sync, sqlite_rollup_query.span, since_us, until_us)
+        return None if found is None else (from_micros(found[0]), from_micros(found[1]))
+
+    async def rebuild_rollups(self) -> int:
+        """See `LedgerStore.rebuild_rollups`."""
+        return await self._call(self._rebuild_sync)
 
     async def ping(self) -> None:
         """Takes the write lock and releases it (BEGIN IMMEDIATE; ROLLBACK). Raises
@@ -172,10 +183,14 @@ class SQLiteLedgerStore:
         return self._conn
 
     def _open_sync(self) -> None:
+        if not self._create and not self._path.is_file():
+            raise LedgerStoreError(f"no ledger at {self._path}")
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write below opens its own.
         conn = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
         try:
+            if not self._create and not _is_ledger(conn):
+                raise LedgerStoreError(f"{self._path} is not a Crossroads ledger")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
@@ -185,11 +200,14 @@ class SQLiteLedgerStore:
         self._conn = conn
 
     def _write_sync(self, records: list[LedgerRecord]) -> None:
-        rows = [_encode(record) for record in records]  # may raise ValueError: nothing written
+        rows = [encode(record) for record in records]  # may raise ValueError: nothing written
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            # The rows this batch inserts get rowids above this one (see sqlite_rollups.apply).
+            (watermark,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM requests").fetchone()
+            if conn.executemany(INSERT, rows).rowcount:
+                sqlite_rollups.apply(conn, watermark)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -199,11 +217,11 @@ class SQLiteLedgerStore:
     def _recent_sync(self, limit: int, since_us: int | None) -> list[LedgerRecord]:
         where, params = _window(since_us, None)
         rows = self._connection().execute(
-            f"SELECT {_SELECT_COLUMNS} FROM requests{where} "
+            f"SELECT {SELECT_COLUMNS} FROM requests{where} "
             "ORDER BY created_at DESC, request_id DESC LIMIT ?",
             (*params, limit),
         )
-        return [_decode(row) for row in rows]
+        return [decode(row) for row in rows]
 
     def _totals_sync(
         self, keys: tuple[str, ...], since_us: int | None, until_us: int | None
@@ -252,6 +270,28 @@ class SQLiteLedgerStore:
             )
         return result
 
+    def _read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs `fn(conn, *args)` inside one read transaction, so every statement it runs sees
+        the same snapshot (a write committed in between cannot split a report)."""
+        conn = self._connection()
+        conn.execute("BEGIN")
+        try:
+            return fn(conn, *args)
+        finally:
+            conn.execute("COMMIT")
+
+    def _rebuild_sync(self) -> int:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = sqlite_rollups.rebuild(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
+
     def _count_sync(self) -> int:
         (count,) = self._connection().execute("SELECT COUNT(*) FROM requests").fetchone()
         return int(count)
@@ -267,6 +307,17 @@ class SQLiteLedgerStore:
             self._conn = None
 
 
+def _is_ledger(conn: sqlite3.Connection) -> bool:
+    """Whether `conn` holds a Crossroads ledger: the migrations table records m001."""
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM _migrations WHERE name = 'm001_create_requests'"
+        ).fetchone()
+    except sqlite3.DatabaseError:  # no such table, or not a database at all
+        return False
+    return row is not None
+
+
 def _window(since_us: int | None, until_us: int | None) -> tuple[str, tuple[int, ...]]:
     """A WHERE clause (or "") and its parameters for `since <= created_at < until`."""
     clauses: list[str] = []
@@ -278,83 +329,3 @@ def _window(since_us: int | None, until_us: int | None) -> tuple[str, tuple[int,
         clauses.append("created_at < ?")
         params.append(until_us)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
-
-
-def _to_micros(moment: datetime) -> int:
-    if moment.utcoffset() is None:
-        raise ValueError("ledger datetimes must be timezone-aware")
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _encode(r: LedgerRecord) -> tuple[object, ...]:
-    """`r` as a row in `COLUMNS` order. Raises ValueError for a naive `created_at`, an unknown
-    status or an out-of-range cost."""
-    return (
-        r.request_id,
-        _to_micros(r.created_at),
-        r.endpoint,
-        r.requested_model,
-        int(r.stream),
-        Status(r.status).value,
-        r.served_model,
-        r.deployment,
-        r.provider,
-        r.host_jurisdiction,
-        r.maker,
-        r.origin_country,
-        None if r.open_weights is None else int(r.open_weights),
-        r.prompt_tokens,
-        r.cached_tokens,
-        r.cache_write_tokens,
-        r.completion_tokens,
-        r.reasoning_tokens,
-        None if r.cost_usd is None else cost_to_units(r.cost_usd),
-        r.latency_ms,
-        r.ttft_ms,
-        r.http_status,
-        r.error_type,
-        r.error_message,
-        r.attempts,
-        r.api_key_id,
-    )
-
-
-def _decode(row: tuple[Any, ...]) -> LedgerRecord:
-    """The inverse of `_encode`."""
-    (request_id, created_at, endpoint, requested_model, stream, status, served_model,
-     deployment, provider, host_jurisdiction, maker, origin_country, open_weights,
-     prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, reasoning_tokens,
-     cost_units, latency_ms, ttft_ms, http_status, error_type, error_message, attempts,
-     api_key_id) = row  # fmt: skip
-    return LedgerRecord(
-        request_id=request_id,
-        created_at=_from_micros(created_at),
-        endpoint=endpoint,
-        requested_model=requested_model,
-        stream=bool(stream),
-        status=Status(status),
-        served_model=served_model,
-        deployment=deployment,
-        provider=provider,
-        host_jurisdiction=host_jurisdiction,
-        maker=maker,
-        origin_country=origin_country,
-        open_weights=None if open_weights is None else bool(open_weights),
-        prompt_tokens=prompt_tokens,
-        cached_tokens=cached_tokens,
-        cache_write_tokens=cache_write_tokens,
-        completion_tokens=completion_tokens,
-        reasoning_tokens=reasoning_tokens,
-        cost_usd=None if cost_units is None else cost_from_units(cost_units),
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-        http_status=http_status,
-        error_type=error_type,
-        error_message=error_message,
-        attempts=attempts,
-        api_key_id=api_key_id,
-    )

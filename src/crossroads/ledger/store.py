@@ -1,6 +1,7 @@
 """The ledger's storage seam: the `LedgerStore` protocol every backend (SQLite, PostgreSQL)
-implements, plus the rules they share: which columns `totals` may group by, which records a store
-accepts, and how a Decimal cost becomes an exact integer for storage."""
+implements, the narrower `RollupReader` that reports read through, plus the rules they share:
+which columns `totals` and `rollup` may group by, which records a store accepts, and how a
+Decimal cost becomes an exact integer for storage."""
 
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ from crossroads.ledger.record import LedgerRecord
 __all__ = [
     "GROUP_BY_FIELDS",
     "MAX_COST_USD",
+    "ROLLUP_DIMENSIONS",
+    "ROLLUP_INTERVALS",
+    "ROLLUP_METRICS",
     "TOTALS_METRICS",
     "LedgerStore",
     "LedgerStoreError",
+    "RollupReader",
     "check_record",
     "cost_from_units",
     "cost_to_units",
     "validate_group_by",
+    "validate_rollup_query",
 ]
 
 GROUP_BY_FIELDS = frozenset(
@@ -56,6 +62,50 @@ TOTALS_METRICS = (
 )
 """The keys of each `totals` row besides its group keys, in order."""
 
+ROLLUP_DIMENSIONS = frozenset(
+    {
+        "api_key_id",
+        "team_id",
+        "served_model",
+        "deployment",
+        "maker",
+        "origin_country",
+        "open_weights",
+        "provider",
+        "host_jurisdiction",
+        "status",
+    }
+)
+"""The only names `RollupReader.rollup` accepts in `by`: the rollups' key columns besides the
+bucket start. Like `GROUP_BY_FIELDS`, they double as SQL column names."""
+
+ROLLUP_INTERVALS = ("hour", "day", "week")
+"""Bucket sizes `rollup` can return, in UTC; weeks start on Monday."""
+
+ROLLUP_METRICS = (
+    "requests",  # every request in the group, whatever its status
+    "errors",  # status "error"
+    "cancelled",  # status "cancelled"
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",  # Decimal, exact: the sum over priced requests
+    "priced_requests",  # requests with a cost; the rest are unpriced
+    "baselined_requests",  # requests with both a cost and a baseline cost
+    "baselined_cost_usd",  # Decimal: their actual cost
+    "baseline_cost_usd",  # Decimal: the same requests priced at their baseline model
+    "upstream_cost_usd",  # Decimal: what upstreams reported, over requests that reported it
+    "upstream_priced_requests",
+    "latency_count",  # requests with a latency
+    "latency_ms_sum",  # float; each latency counted to the microsecond, so sums are exact
+    "ttft_count",  # requests with a time to first token
+    "ttft_ms_sum",  # float, likewise
+)
+"""The keys of each `rollup` row besides `bucket_start`, its group keys and, when asked for,
+`latency_histogram` (a tuple of `histogram.BUCKET_COUNT` counts)."""
+
 MAX_COST_USD = Decimal("922337203.6854775807")
 """The largest cost one record may carry: a signed 64-bit count of 1e-10 USD."""
 
@@ -70,7 +120,44 @@ class LedgerStoreError(GatewayError):
     kind = "ledger_unavailable"
 
 
-class LedgerStore(Protocol):
+class RollupReader(Protocol):
+    """Aggregates kept up to date as records are written, so reading them never scans the raw
+    ledger. Everything `crossroads.analytics` reads goes through this protocol.
+
+    Resolution is one hour, in UTC: a request counts in the hour that contains its `created_at`.
+    Raises `LedgerStoreError` when the backend fails.
+    """
+
+    async def rollup(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        interval: str | None = None,
+        by: Sequence[str] = (),
+        *,
+        histogram: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Sums over the hours from `since` rounded down to the hour to `until` rounded up
+        (each bound optional, aware), grouped by `by` (names from `ROLLUP_DIMENSIONS`) and, unless
+        `interval` is None, by the `interval` bucket that holds each hour.
+
+        Each row holds `bucket_start` (an aware UTC datetime; only with an interval), the group
+        keys (None where the record had none; `open_weights` a bool, `status` a `Status`), the
+        `ROLLUP_METRICS` and, with `histogram=True`, `latency_histogram`. Rows are ordered by
+        `bucket_start`, then the group keys (missing keys first). With neither `by` nor
+        `interval`, exactly one row, zeros included. Reads one consistent snapshot.
+
+        Raises `InvalidRequestError` for a name outside the allow-list (param "by"), an unknown
+        interval (param "interval") or a naive datetime (param "since" or "until")."""
+
+    async def rollup_span(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """The start of the first and the end of the last hour holding any record within the
+        window (same rounding as `rollup`), or None when there is none. Aware UTC datetimes."""
+
+
+class LedgerStore(RollupReader, Protocol):
     """Where ledger records live. Every method may raise `LedgerStoreError` when the backend
     fails, and ValueError (or `InvalidRequestError` for `totals`) on bad arguments.
 
@@ -106,6 +193,12 @@ class LedgerStore(Protocol):
     async def count(self) -> int:
         """The number of stored records."""
 
+    async def rebuild_rollups(self) -> int:
+        """Recomputes every rollup from the stored records, atomically, and returns how many
+        records it read. `write` keeps rollups current, so this is for repairs and upgrades; it
+        reads the whole ledger (minutes at tens of millions of records) and holds the write lock
+        while it runs. Cancelling the call does not stop the rebuild."""
+
     async def ping(self) -> None:
         """Returns when the store can take a write now; raises `LedgerStoreError` otherwise.
         Writes nothing. Used by the readiness probe."""
@@ -135,15 +228,45 @@ def validate_group_by(by: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def validate_rollup_query(
+    interval: str | None, by: Sequence[str], since: datetime | None, until: datetime | None
+) -> tuple[str, ...]:
+    """Checks a `rollup` query and returns `by` as a tuple. Raises InvalidRequestError naming the
+    parameter: an unknown or repeated dimension or a bare string (`by`), an unknown interval,
+    a naive `since` or `until`."""
+    if interval is not None and interval not in ROLLUP_INTERVALS:
+        raise InvalidRequestError(
+            f"unknown interval {interval!r}; choose from: {', '.join(ROLLUP_INTERVALS)}",
+            param="interval",
+        )
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.utcoffset() is None:
+            raise InvalidRequestError(f"'{name}' must be timezone-aware", param=name)
+    if isinstance(by, str):
+        raise InvalidRequestError("'by' must be a list of field names, not a string", param="by")
+    names = tuple(by)
+    for name in names:
+        if name not in ROLLUP_DIMENSIONS:
+            allowed = ", ".join(sorted(ROLLUP_DIMENSIONS))
+            raise InvalidRequestError(
+                f"cannot group rollups by {name!r}; choose from: {allowed}", param="by"
+            )
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("'by' names a field more than once", param="by")
+    return names
+
+
 def check_record(record: LedgerRecord) -> None:
-    """Raises ValueError if a store could not take `record`: a naive `created_at`, or a cost that
-    is not finite or exceeds `MAX_COST_USD` in size. O(1); the writer calls it on submit so a bad
-    record fails where it was made instead of blocking a batch later."""
+    """Raises ValueError if a store could not take `record`: a naive `created_at`, or a cost (own,
+    baseline or upstream) that is not finite or exceeds `MAX_COST_USD` in size. O(1); the writer
+    calls it on submit so a bad record fails where it was made instead of blocking a batch
+    later."""
     if record.created_at.utcoffset() is None:
         raise ValueError(f"record {record.request_id}: created_at must be timezone-aware")
-    cost_usd = record.cost_usd
-    if cost_usd is not None and (not cost_usd.is_finite() or abs(cost_usd) > MAX_COST_USD):
-        raise ValueError(f"record {record.request_id}: cost_usd out of range")
+    for name in ("cost_usd", "baseline_cost_usd", "upstream_cost_usd"):
+        value: Decimal | None = getattr(record, name)
+        if value is not None and (not value.is_finite() or abs(value) > MAX_COST_USD):
+            raise ValueError(f"record {record.request_id}: {name} out of range")
 
 
 def cost_to_units(cost_usd: Decimal) -> int:

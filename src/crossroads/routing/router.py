@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from crossroads.errors import GatewayError, UpstreamError
+from crossroads.errors import GatewayError, PolicyError, UpstreamError
 from crossroads.providers.base import Completion, Provider, StreamChunk, UpstreamCall
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import HealthBoard
@@ -46,11 +46,13 @@ class Trace:
 
 @dataclass(slots=True)
 class Plan:
-    """The deployments to try, in order, and why any others were left out."""
+    """The deployments to try, in order, and why any others were left out (by policy first,
+    then by the request's own preferences)."""
 
     route: Route
     candidates: list[Deployment]
     excluded: list[tuple[Deployment, str]]
+    policy_excluded: list[tuple[Deployment, str]] = field(default_factory=list)
 
 
 class OpenStream:
@@ -128,11 +130,19 @@ class Router:
         return self._table.resolve(model)
 
     def plan(
-        self, route: Route, options: RoutingOptions = DEFAULT_OPTIONS, *, stream: bool = False
+        self,
+        route: Route,
+        options: RoutingOptions = DEFAULT_OPTIONS,
+        *,
+        stream: bool = False,
+        policy: Callable[[Deployment, str], str | None] | None = None,
     ) -> Plan:
         """The candidates for `route` (then its `models` fallbacks) in the order to try them.
-        Raises ModelNotFoundError for an unknown fallback model name."""
+        `policy(deployment, served_name)` says why governance rules a deployment out, or None;
+        it filters before anything else. Raises ModelNotFoundError for an unknown fallback
+        model name, and PolicyError (403) when policy leaves no candidate at all."""
         excluded: list[tuple[Deployment, str]] = []
+        policy_excluded: list[tuple[Deployment, str]] = []
         candidates: list[Deployment] = []
         seen: set[str] = set()
         routes = [route, *(self._table.resolve(name) for name in options.fallback_models)]
@@ -142,6 +152,10 @@ class Router:
                 if dep.id in seen:
                     continue
                 seen.add(dep.id)
+                blocked = policy(dep, r.name) if policy is not None else None
+                if blocked is not None:
+                    policy_excluded.append((dep, blocked))
+                    continue
                 reason = allowed(dep, options)
                 if reason is None:
                     kept.append(dep)
@@ -154,7 +168,14 @@ class Router:
         if not options.allow_fallbacks:
             excluded.extend((dep, "provider.allow_fallbacks is false") for dep in candidates[1:])
             candidates = candidates[:1]
-        return Plan(route, candidates, excluded)
+        if not candidates and policy_excluded and not excluded:
+            reasons = "; ".join(f"{dep.id}: {why}" for dep, why in policy_excluded)
+            raise PolicyError(
+                f"no deployment of '{route.name}' is allowed by policy ({reasons})",
+                param="model",
+                code="policy_denied",
+            )
+        return Plan(route, candidates, excluded, policy_excluded)
 
     async def complete(
         self, plan: Plan, body: Mapping[str, Any], trace: Trace
@@ -313,7 +334,10 @@ class Router:
                 code="circuit_open",
             )
         if last is None:
-            reasons = "; ".join(f"{d.id}: {why}" for d, why in plan.excluded) or "none configured"
+            reasons = (
+                "; ".join(f"{d.id}: {why}" for d, why in (*plan.policy_excluded, *plan.excluded))
+                or "none configured"
+            )
             return UpstreamError(
                 f"no deployment of '{name}' matches the request's routing preferences ({reasons})",
                 retryable=False,

@@ -1,15 +1,42 @@
-"""Admin endpoints: the router's view of every deployment (circuit state, failure counts,
-latency moving averages). Read-only."""
+"""Admin authentication, and the router's view of every deployment (circuit state, failure
+counts, latency moving averages)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from crossroads.errors import AuthenticationError, GatewayError, PermissionDeniedError
+from crossroads.governance.gate import Gate
+from crossroads.ingress.openai.errors import error_response
 from crossroads.server.runtime import Gateway
 
 
+def require_admin(request: Request) -> Gate:
+    """The gate, if the request carries the admin key. Raises AuthenticationError (401) for a
+    missing or wrong key, PermissionDeniedError (403) for a valid key that is not the admin's.
+    With no admin key configured, in open mode (loopback only), everyone is admin."""
+    gateway: Gateway = request.app.state.gateway
+    gate = gateway.gate
+    presented = gate.presented_key(request.headers)
+    if gate.is_admin(presented):
+        return gate
+    if presented is None:
+        raise AuthenticationError("The admin API needs the admin key as a Bearer token.")
+    try:
+        principal = gate.authenticate(request.headers)
+    except AuthenticationError:
+        raise AuthenticationError("Invalid admin key.") from None
+    if principal.key_id is None:
+        raise AuthenticationError("Invalid admin key.")
+    raise PermissionDeniedError("This key is not the admin key; the admin API is for admins.")
+
+
 async def deployment_health(request: Request) -> Response:
+    try:
+        require_admin(request)
+    except GatewayError as exc:
+        return error_response(exc)
     gateway: Gateway = request.app.state.gateway
     router = gateway.router
     deployments = {d.id: d for d in gateway.settings.deployments}

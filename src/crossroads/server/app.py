@@ -14,9 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossroads.config import Settings
 from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
+from crossroads.ingress.anthropic import count_tokens, messages
+from crossroads.ingress.anthropic import errors as anthropic_errors
 from crossroads.ingress.openai import chat_completions, get_model, list_models
 from crossroads.ingress.openai.errors import error_body, error_response
 from crossroads.ledger.store import LedgerStore
+from crossroads.server import admin_governance as gov
 from crossroads.server.admin import deployment_health
 from crossroads.server.runtime import Gateway
 
@@ -52,11 +55,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         err = InvalidRequestError(str(exc.detail), status=exc.status_code)
+    if _speaks_anthropic(request.url.path):
+        return anthropic_errors.error_response(err)
     return error_response(err)
 
 
+def _speaks_anthropic(path: str) -> bool:
+    """Errors on the Anthropic Messages paths use Anthropic's shape; all others OpenAI's."""
+    return path.startswith("/v1/messages")
+
+
 class ErrorGuard:
-    """Last line of defence: an exception nothing else handled becomes a 500 in OpenAI's shape.
+    """Last line of defence: an exception nothing else handled becomes a 500 in the API's own
+    error shape (Anthropic's on /v1/messages, OpenAI's elsewhere).
     If the response had already started, the connection is closed instead."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -80,7 +91,13 @@ class ErrorGuard:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            body = error_body(GatewayError("The gateway hit an internal error; it was logged."))
+            internal = GatewayError("The gateway hit an internal error; it was logged.")
+            path = str(scope.get("path", ""))
+            body = (
+                anthropic_errors.error_body(internal)
+                if _speaks_anthropic(path)
+                else error_body(internal)
+            )
             await send(
                 {
                     "type": "http.response.start",
@@ -97,14 +114,24 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/admin/health", deployment_health, methods=["GET"]),
+            Route("/admin/keys", gov.create_key, methods=["POST"]),
+            Route("/admin/keys", gov.list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}/revoke", gov.revoke_key, methods=["POST"]),
+            Route("/admin/keys/{key_id}/rotate", gov.rotate_key, methods=["POST"]),
+            Route("/admin/teams", gov.put_team, methods=["POST", "PUT"]),
+            Route("/admin/teams", gov.list_teams, methods=["GET"]),
+            Route("/v1/route/explain", gov.explain, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=gateway.lifespan,
     )
     app.add_middleware(ErrorGuard)
+    app.state.gateway_object = gateway  # for embedding and tests; set before start-up
     return app

@@ -14,6 +14,10 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from crossroads.config import Settings
+from crossroads.governance.counters import Counters, MemoryCounters
+from crossroads.governance.gate import Gate
+from crossroads.governance.sqlite_store import SQLiteGovernanceStore
+from crossroads.governance.store import GovernanceStore
 from crossroads.ingress.openai import models_body
 from crossroads.ingress.services import Services
 from crossroads.ledger.sqlite import SQLiteLedgerStore
@@ -28,6 +32,34 @@ from crossroads.routing.table import RoutingTable
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "ledger.sqlite3"
+GOVERNANCE_FILE = "governance.sqlite3"
+
+
+def governance_store(settings: Settings) -> GovernanceStore:
+    if settings.storage_backend == "postgres":
+        from crossroads.governance.postgres_store import PostgresGovernanceStore
+
+        assert settings.postgres_url is not None
+        return PostgresGovernanceStore(settings.postgres_url)
+    return SQLiteGovernanceStore(settings.data_dir / GOVERNANCE_FILE)
+
+
+def ledger_store(settings: Settings) -> LedgerStore:
+    if settings.storage_backend == "postgres":
+        from crossroads.ledger.postgres import PostgresLedgerStore
+
+        assert settings.postgres_url is not None
+        return PostgresLedgerStore(settings.postgres_url)
+    return SQLiteLedgerStore(settings.data_dir / LEDGER_FILE)
+
+
+def counters(settings: Settings) -> Counters:
+    if settings.limits_backend == "redis":
+        from crossroads.governance.redis_counters import RedisCounters
+
+        assert settings.redis_url is not None
+        return RedisCounters(settings.redis_url)
+    return MemoryCounters()
 
 
 class Gateway:
@@ -40,9 +72,18 @@ class Gateway:
         }
         self.table = RoutingTable(settings.deployments, settings.aliases)
         self.router = Router(self.table, self.providers, settings.routing)
-        self.store = store or SQLiteLedgerStore(settings.data_dir / LEDGER_FILE)
+        self.store = store or ledger_store(settings)
         self.ledger = LedgerWriter(self.store)
+        self.gate = Gate(
+            mode=settings.auth_mode,
+            admin_key=settings.admin_key,
+            global_policy=settings.global_policy,
+            store=governance_store(settings),
+            counters=counters(settings),
+            refresh_interval=settings.key_refresh_interval,
+        )
         self.services = Services(
+            gate=self.gate,
             router=self.router,
             ledger=self.ledger,
             max_body_bytes=settings.max_body_bytes,
@@ -57,6 +98,7 @@ class Gateway:
         app.state.gateway = self
         await self.store.open()
         await self.ledger.start()
+        await self.gate.start()
         prober: asyncio.Task[None] | None = None
         try:
             await asyncio.gather(*(p.start() for p in self.providers.values()))
@@ -77,6 +119,7 @@ class Gateway:
             await asyncio.gather(
                 *(p.aclose() for p in self.providers.values()), return_exceptions=True
             )
+            await self.gate.aclose()
             await self.ledger.aclose()
             await self.store.close()
             log.info("ledger flushed; %d records written this run", self.ledger.flushed)

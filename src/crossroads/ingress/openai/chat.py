@@ -5,7 +5,6 @@ failure, or the client going away mid-stream."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,6 +17,14 @@ from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
+from crossroads.ingress.pipeline import (
+    Admitted,
+    admit,
+    authenticate,
+    finish,
+    new_trace,
+    trace_headers,
+)
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
 from crossroads.routing.options import parse_routing_options
@@ -27,80 +34,87 @@ from crossroads.sse import DONE
 
 log = logging.getLogger(__name__)
 
-
-def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
-    headers = {"x-request-id": exchange.request_id}
-    if trace is not None:
-        headers["x-crossroads-attempts"] = str(trace.attempts)
-        if trace.deployment is not None:
-            headers["x-crossroads-provider"] = trace.deployment.provider
-            headers["x-crossroads-deployment"] = trace.deployment.id
-    return headers
-
-
-def client_timeout(request: Request) -> float | None:
-    """The client's own timeout in seconds: `x-crossroads-timeout`, or the `x-stainless-timeout`
-    header the official OpenAI and Anthropic SDKs send. None when absent or unreadable."""
-    for header in ("x-crossroads-timeout", "x-stainless-timeout"):
-        value = request.headers.get(header)
-        if value:
-            try:
-                seconds = float(value)
-            except ValueError:
-                continue
-            if seconds > 0:
-                return seconds
-    return None
+__all__ = ["chat_completions"]
 
 
 async def chat_completions(request: Request) -> Response:
     services: Services = request.app.state.services
     exchange = Exchange("chat.completions")
     trace: Trace | None = None
+    admitted: Admitted | None = None
     try:
+        principal = authenticate(services, request, exchange)
         body, data = await read_json_object(request, services.max_body_bytes)
         model = data.get("model")
         exchange.requested_model = model if isinstance(model, str) else ""
         exchange.stream = data.get("stream") is True
         options = parse_routing_options(data, prompt_tokens=len(body) // 4)
         req = parse_chat_request(data)
-        route = services.router.route(req.model)
-        plan = services.router.plan(route, options, stream=req.stream)
-        timeout = min(services.request_timeout, client_timeout(request) or float("inf"))
-        trace = Trace(
-            request_id=exchange.request_id,
-            deadline=asyncio.get_running_loop().time() + timeout,
+        trace = new_trace(exchange)
+        admitted = await admit(
+            services,
+            request,
+            principal,
+            req.model,
+            options,
+            stream=req.stream,
+            max_output=req.output_limit,
+            trace=trace,
         )
         if req.stream:
             stream = await unless_disconnected(
-                request, services.router.open_stream(plan, data, trace)
+                request, services.router.open_stream(admitted.plan, data, trace)
             )
-            return _stream_response(services, exchange, trace, req, stream)
+            return _stream_response(services, exchange, admitted, req, stream)
         _, completion = await unless_disconnected(
-            request, services.router.complete(plan, data, trace)
+            request, services.router.complete(admitted.plan, data, trace)
         )
-        services.ledger.submit(exchange.record(trace, status=Status.OK, usage=completion.usage))
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission,
+            status=Status.OK,
+            usage=completion.usage,
+        )
         return Response(
             completion.body,
             media_type="application/json",
             headers=trace_headers(exchange, trace),
         )
     except GatewayError as exc:
-        services.ledger.submit(exchange.record(trace, status=Status.ERROR, error=exc))
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission if admitted else None,
+            status=Status.ERROR,
+            error=exc,
+        )
         return error_response(exc, trace_headers(exchange, trace))
     except ClientGone:
-        services.ledger.submit(exchange.record(trace, status=Status.CANCELLED))
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission if admitted else None,
+            status=Status.CANCELLED,
+        )
         return Response(status_code=499)
 
 
 def _stream_response(
-    services: Services, exchange: Exchange, trace: Trace, req: ChatRequest, stream: OpenStream
+    services: Services,
+    exchange: Exchange,
+    admitted: Admitted,
+    req: ChatRequest,
+    stream: OpenStream,
 ) -> StreamingResponse:
     return StreamingResponse(
-        _relay(services, exchange, trace, req, stream),
+        _relay(services, exchange, admitted, req, stream),
         media_type="text/event-stream",
         headers={
-            **trace_headers(exchange, trace),
+            **trace_headers(exchange, admitted.trace),
             "cache-control": "no-cache",
             "x-accel-buffering": "no",
         },
@@ -108,7 +122,11 @@ def _stream_response(
 
 
 async def _relay(
-    services: Services, exchange: Exchange, trace: Trace, req: ChatRequest, stream: OpenStream
+    services: Services,
+    exchange: Exchange,
+    admitted: Admitted,
+    req: ChatRequest,
+    stream: OpenStream,
 ) -> AsyncIterator[bytes]:
     """Relays chunks as they arrive. The upstream asked for usage even when the client did not;
     the usage-only chunk is then dropped here. An upstream failure after the first byte ends the
@@ -140,7 +158,15 @@ async def _relay(
         await _close_quietly(stream)
         if usage is None:
             usage = Usage(completion_tokens=max(seen - 1, 0))
-        services.ledger.submit(exchange.record(trace, status=status, usage=usage, error=error))
+        finish(
+            services,
+            exchange,
+            admitted.trace,
+            admitted.admission,
+            status=status,
+            usage=usage,
+            error=error,
+        )
 
 
 async def _close_quietly(stream: OpenStream) -> None:

@@ -1,0 +1,126 @@
+"""Turns a principal's limits into counter checks, and a denial into a client-facing error.
+
+Budgets are enforced by reserving the request's worst-case cost before the call and settling
+with the real cost after it. The worst case is the dearest candidate deployment's price for the
+request's prompt estimate plus its `max_tokens` (or, when unset, the rest of the model's context
+window), so concurrent requests can overspend a budget only when an upstream bills more than
+that bound: by at most what is in flight. Unpriced deployments reserve nothing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from crossroads.errors import BudgetError, RateLimitError
+from crossroads.governance.counters import Denied, Reservation, WindowCheck
+from crossroads.governance.model import Limits, Period
+from crossroads.governance.principal import Principal
+from crossroads.ledger.pricing import estimate_max_cost
+from crossroads.routing.deployment import Deployment
+
+MICRO = Decimal(1_000_000)
+DEFAULT_OUTPUT_CAP = 32_768
+_TTL = {"day": 2 * 86400, "week": 8 * 86400, "month": 32 * 86400, "total": 3650 * 86400}
+_PERIOD_WORD = {"day": "daily", "week": "weekly", "month": "monthly", "total": "total"}
+
+
+def period_bucket(period: Period, now: datetime) -> str:
+    if period == "day":
+        return now.strftime("%Y-%m-%d")
+    if period == "week":
+        year, week, _ = now.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return now.strftime("%Y-%m")
+    return "total"
+
+
+def worst_case_micros(
+    candidates: Sequence[Deployment], prompt_tokens: int, max_output: int | None
+) -> int:
+    worst = Decimal(0)
+    for dep in candidates:
+        if dep.prices is None:
+            continue
+        output = max_output
+        if output is None:
+            context = dep.model.context_length if dep.model else DEFAULT_OUTPUT_CAP
+            output = max(1, min(context - prompt_tokens, context))
+        worst = max(worst, estimate_max_cost(prompt_tokens, output, dep.prices))
+    return math.ceil(worst * MICRO)
+
+
+def to_micros(cost: Decimal | None) -> int:
+    return 0 if cost is None else math.ceil(cost * MICRO)
+
+
+def checks(
+    principal: Principal, prompt_tokens: int, reserve: int, now: datetime | None = None
+) -> tuple[list[WindowCheck], list[Reservation]]:
+    now = now or datetime.now(UTC)
+    windows: list[WindowCheck] = []
+    reservations: list[Reservation] = []
+    for scope, limits in principal.scopes:
+        if limits.rpm is not None:
+            windows.append(WindowCheck(f"rpm:{scope}", 1, limits.rpm))
+        if limits.tpm is not None:
+            windows.append(WindowCheck(f"tpm:{scope}", prompt_tokens, limits.tpm))
+        if limits.budget_usd is not None:
+            reservations.append(
+                Reservation(
+                    f"budget:{scope}:{period_bucket(limits.budget_period, now)}",
+                    reserve,
+                    to_micros(limits.budget_usd),
+                    _TTL[limits.budget_period],
+                )
+            )
+    return windows, reservations
+
+
+def denial_error(denied: Denied, principal: Principal) -> RateLimitError:
+    """The 429 for a failed check, naming the limit (never a secret)."""
+    kind, _, rest = denied.key.partition(":")
+    scope = rest.rsplit(":", 1)[0] if kind == "budget" else rest
+    holder = _holder(scope)
+    if kind == "rpm":
+        return RateLimitError(
+            f"Rate limit exceeded: {holder} allows {denied.limit} "
+            f"request{'s' if denied.limit != 1 else ''} per minute.",
+            retry_after=max(denied.retry_after, 1.0),
+        )
+    if kind == "tpm":
+        return RateLimitError(
+            f"Rate limit exceeded: {holder} allows {denied.limit} tokens per minute "
+            f"({denied.used} used in this minute).",
+            retry_after=max(denied.retry_after, 1.0),
+        )
+    limits = dict(principal.scopes).get(scope, Limits())
+    period = _PERIOD_WORD[limits.budget_period]
+    return BudgetError(
+        f"Budget exceeded: {holder} has used ${Decimal(denied.used) / MICRO:.2f} of its "
+        f"{period} budget of ${Decimal(denied.limit) / MICRO:.2f} (in-flight requests "
+        "included).",
+        retry_after=float(_seconds_to_next_period(limits.budget_period)),
+    )
+
+
+def _holder(scope: str) -> str:
+    kind, _, name = scope.partition(":")
+    return f"{kind} '{name}'"
+
+
+def _seconds_to_next_period(period: Period, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    if period == "total":
+        return 86400
+    if period == "day":
+        nxt = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86400
+    elif period == "week":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        nxt = start.timestamp() + (7 - now.weekday()) * 86400
+    else:
+        year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+        nxt = datetime(year, month, 1, tzinfo=UTC).timestamp()
+    return max(1, int(nxt - now.timestamp()))

@@ -1,0 +1,307 @@
+"""The gate every request passes: authentication, policy, rate limits and budgets.
+
+Keys and teams are held in memory (the key ring) and reloaded from the governance store every
+`refresh_interval` seconds, so checking a key is one dict lookup and one constant-time hash
+comparison: a flood of wrong keys costs no database or network round trip and cannot slow valid
+requests. A key created, rotated or revoked through this replica's admin API takes effect here at
+once, and on other replicas at their next reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+from crossroads.errors import AuthenticationError, GatewayError
+from crossroads.governance import keys as keylib
+from crossroads.governance.budgets import checks, denial_error, to_micros, worst_case_micros
+from crossroads.governance.counters import Counters, CountersError, Reservation, WindowCheck
+from crossroads.governance.model import NO_LIMITS, ApiKey, Limits, Team
+from crossroads.governance.policy import EMPTY, Policy, PolicyRules, first_violation
+from crossroads.governance.principal import Principal
+from crossroads.governance.store import GovernanceStore
+from crossroads.routing.deployment import Deployment
+
+log = logging.getLogger(__name__)
+
+AuthMode = Literal["open", "keys"]
+
+
+class LimitsUnavailableError(GatewayError):
+    status = 503
+    kind = "limits_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What was counted for one admitted request, to settle when it ends."""
+
+    principal: Principal
+    reservations: tuple[Reservation, ...]
+    tpm: tuple[WindowCheck, ...]
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        mode: AuthMode,
+        admin_key: str | None,
+        global_policy: PolicyRules,
+        store: GovernanceStore,
+        counters: Counters,
+        refresh_interval: float = 5.0,
+    ) -> None:
+        self.mode = mode
+        self._admin_hash = keylib.hash_key(admin_key) if admin_key else None
+        self._global = Policy("global", global_policy)
+        self.store = store
+        self.counters = counters
+        self._refresh_interval = refresh_interval
+        self._keys: dict[str, ApiKey] = {}
+        self._teams: dict[str, Team] = {}
+        self._principals: dict[str, Principal] = {}
+        self._anonymous = Principal(policies=self._policies(None, None))
+        self._refresher: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.reload()
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="key-ring-refresh")
+
+    async def aclose(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.counters.close()
+        await self.store.close()
+
+    async def reload(self) -> None:
+        """Replaces the in-memory key ring with the store's contents."""
+        teams, keys = await self.store.load()
+        self._teams = {t.id: t for t in teams}
+        self._keys = {k.id: k for k in keys}
+        self._principals = {}
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.reload()
+            except Exception as exc:  # noqa: BLE001 - keep serving from the last good ring
+                log.warning("key ring reload failed (%s); serving from the last copy", exc)
+
+    # -- authentication --------------------------------------------------------------------
+
+    @staticmethod
+    def presented_key(headers: Mapping[str, str]) -> str | None:
+        auth = headers.get("authorization")
+        if auth and auth[:7].lower() == "bearer ":
+            return auth[7:].strip() or None
+        return headers.get("x-api-key") or None
+
+    def is_admin(self, presented: str | None) -> bool:
+        if self._admin_hash is None:
+            return self.mode == "open"  # first-run default: no keys, admin API on loopback
+        return presented is not None and keylib.matches(presented, self._admin_hash)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The principal for a request. In `open` mode anyone is anonymous (keys are still
+        honoured when presented). Raises AuthenticationError (401) for a missing, malformed,
+        unknown, revoked or expired key, with the same message for each so nothing leaks."""
+        presented = self.presented_key(headers)
+        if presented is None:
+            if self.mode == "open":
+                return self._anonymous
+            raise AuthenticationError(
+                "Missing API key: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+                code="missing_api_key",
+            )
+        if self._admin_hash is not None and keylib.matches(presented, self._admin_hash):
+            return Principal(policies=(self._global,), admin=True)
+        key_id = keylib.key_id_of(presented)
+        key = self._keys.get(key_id) if key_id else None
+        if key is None or not keylib.matches(presented, key.secret_hash):
+            if self.mode == "open" and key_id is None:
+                return self._anonymous  # not one of our keys: e.g. a placeholder like "unused"
+            raise _invalid_key()
+        if not key.usable(datetime.now(UTC)):
+            raise _invalid_key()
+        principal = self._principals.get(key.id)
+        if principal is None:
+            principal = self._principal(key)
+            self._principals[key.id] = principal
+        return principal
+
+    def _policies(self, team: Team | None, key: ApiKey | None) -> tuple[Policy, ...]:
+        policies = [self._global] if self._global.rules != EMPTY else []
+        if team is not None and team.policy != EMPTY:
+            policies.append(Policy(f"team '{team.id}'", team.policy))
+        if key is not None and key.policy != EMPTY:
+            policies.append(Policy(f"key '{key.id}'", key.policy))
+        return tuple(policies)
+
+    def _principal(self, key: ApiKey) -> Principal:
+        team = self._teams.get(key.team_id) if key.team_id else None
+        scopes: list[tuple[str, Limits]] = []
+        if not key.limits.empty:
+            scopes.append((f"key:{key.id}", key.limits))
+        if team is not None and not team.limits.empty:
+            scopes.append((f"team:{team.id}", team.limits))
+        return Principal(
+            key_id=key.id,
+            team_id=key.team_id,
+            policies=self._policies(team, key),
+            scopes=tuple(scopes),
+        )
+
+    # -- policy, limits, budgets -----------------------------------------------------------
+
+    @staticmethod
+    def policy_check(principal: Principal) -> Callable[[Deployment, str], str | None] | None:
+        """The `policy` callable for Router.plan, or None when no policy applies."""
+        if not principal.policies:
+            return None
+        return lambda dep, name: first_violation(dep, principal.policies, (name,))
+
+    async def admit(
+        self,
+        principal: Principal,
+        candidates: Sequence[Deployment],
+        prompt_tokens: int,
+        max_output: int | None,
+    ) -> Admission | None:
+        """Counts the request against every rate limit and reserves its worst-case cost
+        against every budget, all or nothing. Raises RateLimitError/BudgetError (429 with
+        Retry-After, naming the limit) or LimitsUnavailableError (503) when the counter
+        backend is down (fail closed). None when no limit applies."""
+        if not principal.scopes:
+            return None
+        reserve = worst_case_micros(candidates, prompt_tokens, max_output)
+        windows, reservations = checks(principal, prompt_tokens, reserve)
+        try:
+            denied = await self.counters.admit(windows, reservations)
+        except CountersError as exc:
+            raise LimitsUnavailableError(
+                f"Limits cannot be checked right now ({exc}); try again shortly."
+            ) from None
+        if denied is not None:
+            raise denial_error(denied, principal)
+        tpm = tuple(w for w in windows if w.key.startswith("tpm:"))
+        return Admission(principal, tuple(reservations), tpm)
+
+    def settle(self, admission: Admission | None, cost: Decimal | None, tokens: int) -> None:
+        """Replaces reservations by the real cost and counts the tokens beyond the prompt
+        estimate, in the background (never on the response path). Never raises."""
+        if admission is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(admission, cost, tokens))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
+        try:
+            for reservation in admission.reservations:
+                await self.counters.settle(reservation, to_micros(cost))
+            extra = [replace(w, amount=tokens - w.amount) for w in admission.tpm]
+            if extra:
+                await self.counters.add([w for w in extra if w.amount > 0])
+        except CountersError as exc:
+            log.error("could not settle limits for %s: %s", admission.principal.label, exc)
+
+    def principal_for(self, key_id: str | None, team_id: str | None) -> Principal:
+        """The principal a key (or, without one, a team's keys) would run as: for explain.
+        Raises KeyError naming what is unknown."""
+        if key_id is not None:
+            key = self._keys.get(key_id)
+            if key is None:
+                raise KeyError(f"no key with id {key_id!r}")
+            return self._principal(key)
+        if team_id is not None:
+            team = self._teams.get(team_id)
+            if team is None:
+                raise KeyError(f"no team with id {team_id!r}")
+            scopes = () if team.limits.empty else ((f"team:{team.id}", team.limits),)
+            return Principal(team_id=team.id, policies=self._policies(team, None), scopes=scopes)
+        return self._anonymous
+
+    # -- administration --------------------------------------------------------------------
+
+    def list_teams(self) -> list[Team]:
+        return sorted(self._teams.values(), key=lambda t: t.id)
+
+    def list_keys(self) -> list[ApiKey]:
+        return sorted(self._keys.values(), key=lambda k: k.created_at)
+
+    def team(self, team_id: str) -> Team | None:
+        return self._teams.get(team_id)
+
+    def key(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    async def put_team(self, team: Team) -> None:
+        await self.store.put_team(team)
+        await self.reload()
+
+    async def create_key(
+        self,
+        name: str,
+        *,
+        team_id: str | None = None,
+        limits: Limits = NO_LIMITS,
+        policy: PolicyRules = EMPTY,
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key and its secret, which is returned this once and never stored."""
+        key_id, secret, secret_hash = keylib.new_key()
+        key = ApiKey(
+            id=key_id,
+            secret_hash=secret_hash,
+            name=name,
+            created_at=datetime.now(UTC),
+            team_id=team_id,
+            limits=limits,
+            policy=policy,
+            expires_at=expires_at,
+        )
+        await self.store.insert_key(key)
+        await self.reload()
+        return key, secret
+
+    async def revoke_key(self, key_id: str) -> bool:
+        done = await self.store.revoke_key(key_id, datetime.now(UTC))
+        await self.reload()
+        return done
+
+    async def rotate_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """Revokes `key_id` and issues a new key with the same name, team, limits, policy
+        and expiry. None if no such live key."""
+        old = self._keys.get(key_id)
+        if old is None or old.revoked_at is not None:
+            return None
+        new = await self.create_key(
+            old.name,
+            team_id=old.team_id,
+            limits=old.limits,
+            policy=old.policy,
+            expires_at=old.expires_at,
+        )
+        await self.revoke_key(key_id)
+        return new
+
+
+def _invalid_key() -> AuthenticationError:
+    return AuthenticationError(
+        "Invalid API key: it is unknown, revoked or expired.", code="invalid_api_key"
+    )

@@ -1,0 +1,266 @@
+"""POST /v1/messages and /v1/messages/count_tokens: the Anthropic Messages API over any model
+the gateway serves.
+
+/v1/messages validates the request, converts it to the neutral chat request, routes it, and
+converts the answer back (a whole Message, or Anthropic's SSE events). Every path through it
+submits exactly one ledger record (endpoint "messages"): success, client error, upstream
+failure, or the client going away mid-stream. Responses carry `request-id` (Anthropic's header)
+and `x-request-id` with the same value, plus the router's `x-crossroads-*` headers. Credentials
+(`x-api-key` or `Authorization: Bearer`) are checked by the gate like on every endpoint; the
+`anthropic-version` / `anthropic-beta` headers are accepted and ignored. The gateway's routing
+extensions (`provider`, `models`) are read as on /v1/chat/completions.
+
+/v1/messages/count_tokens answers `{"input_tokens": N}` for the same request shape
+(`max_tokens` optional). It calls no upstream and writes no ledger record; it only checks that
+the model is served (404 otherwise). N is an estimate over the converted request, the text the
+upstream would see: ceil(characters / 4) over the system prompt, every message's text,
+thinking, tool calls (name and arguments) and the tool definitions (their JSON), plus 4 tokens
+per message for the chat template's role markers and 1,600 per image (Anthropic's documented
+cost of an image at its largest size, since the pixels are not decoded here)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from crossroads.errors import GatewayError, UpstreamError
+from crossroads.ingress.anthropic.errors import error_response, stream_error_event
+from crossroads.ingress.anthropic.request import Converted, to_chat_request
+from crossroads.ingress.anthropic.response import to_message
+from crossroads.ingress.anthropic.stream import StreamTranslator, encode_events
+from crossroads.ingress.body import ClientGone, read_json_object
+from crossroads.ingress.disconnect import unless_disconnected
+from crossroads.ingress.exchange import Exchange, new_request_id
+from crossroads.ingress.pipeline import (
+    Admitted,
+    admit,
+    authenticate,
+    finish,
+    new_trace,
+    trace_headers,
+)
+from crossroads.ingress.services import Services
+from crossroads.ledger.record import Status
+from crossroads.providers.base import StreamChunk
+from crossroads.routing.options import parse_routing_options
+from crossroads.routing.router import OpenStream, Trace
+from crossroads.schemas import Usage
+
+__all__ = ["count_tokens", "estimate_input_tokens", "messages"]
+
+log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+IMAGE_TOKENS = 1600
+
+
+def _headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
+    return {**trace_headers(exchange, trace), "request-id": exchange.request_id}
+
+
+async def messages(request: Request) -> Response:
+    """POST /v1/messages. Every GatewayError becomes Anthropic's error shape (and an error
+    record); a client that leaves before the answer is recorded as cancelled (499)."""
+    services: Services = request.app.state.services
+    exchange = Exchange("messages")
+    trace: Trace | None = None
+    admitted: Admitted | None = None
+    try:
+        principal = authenticate(services, request, exchange)
+        raw, data = await read_json_object(request, services.max_body_bytes)
+        model = data.get("model")
+        exchange.requested_model = model if isinstance(model, str) else ""
+        exchange.stream = data.get("stream") is True
+        options = parse_routing_options(data, prompt_tokens=len(raw) // 4)
+        converted = to_chat_request(data)
+        trace = new_trace(exchange)
+        max_output = converted.body.get("max_tokens")
+        admitted = await admit(
+            services,
+            request,
+            principal,
+            converted.model,
+            options,
+            stream=converted.stream,
+            max_output=max_output if isinstance(max_output, int) else None,
+            trace=trace,
+        )
+        if converted.stream:
+            stream = await unless_disconnected(
+                request, services.router.open_stream(admitted.plan, converted.body, trace)
+            )
+            return _stream_response(services, exchange, admitted, converted, stream)
+        _, completion = await unless_disconnected(
+            request, services.router.complete(admitted.plan, converted.body, trace)
+        )
+        message = to_message(
+            completion.data, model=converted.model, stop_sequences=converted.stop_sequences
+        )
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission,
+            status=Status.OK,
+            usage=completion.usage,
+        )
+        return Response(
+            orjson.dumps(message),
+            media_type="application/json",
+            headers=_headers(exchange, trace),
+        )
+    except GatewayError as exc:
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission if admitted else None,
+            status=Status.ERROR,
+            error=exc,
+        )
+        return error_response(exc, _headers(exchange, trace), exchange.request_id)
+    except ClientGone:
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission if admitted else None,
+            status=Status.CANCELLED,
+        )
+        return Response(status_code=499)
+
+
+async def count_tokens(request: Request) -> Response:
+    """POST /v1/messages/count_tokens. No upstream call, no ledger record (module docstring)."""
+    services: Services = request.app.state.services
+    request_id = new_request_id()
+    headers = {"request-id": request_id, "x-request-id": request_id}
+    try:
+        services.gate.authenticate(request.headers)
+        _, data = await read_json_object(request, services.max_body_bytes)
+        parse_routing_options(data)  # accepted as on /v1/messages, and kept out of the count
+        converted = to_chat_request(data, require_max_tokens=False)
+        services.router.route(converted.model)
+    except GatewayError as exc:
+        return error_response(exc, headers, request_id)
+    except ClientGone:
+        return Response(status_code=499)
+    body = {"input_tokens": estimate_input_tokens(converted.body)}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+def estimate_input_tokens(body: Mapping[str, Any]) -> int:
+    """The input-token estimate of a neutral chat request (see the module docstring)."""
+    chars = 0
+    fixed = 0
+    for message in body.get("messages", ()):
+        fixed += MESSAGE_OVERHEAD_TOKENS
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if part.get("type") == "image_url":
+                    fixed += IMAGE_TOKENS
+                else:
+                    chars += len(part.get("text", ""))
+        reasoning = message.get("reasoning_content")
+        chars += len(reasoning) if isinstance(reasoning, str) else 0
+        for call in message.get("tool_calls") or ():
+            function = call["function"]
+            chars += len(function["name"]) + len(function["arguments"])
+    for tool in body.get("tools") or ():
+        chars += len(orjson.dumps(tool["function"]))
+    return math.ceil(chars / CHARS_PER_TOKEN) + fixed
+
+
+def _stream_response(
+    services: Services,
+    exchange: Exchange,
+    admitted: Admitted,
+    converted: Converted,
+    stream: OpenStream,
+) -> StreamingResponse:
+    return StreamingResponse(
+        _relay(services, exchange, admitted, converted, stream),
+        media_type="text/event-stream",
+        headers={
+            **_headers(exchange, admitted.trace),
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+        },
+    )
+
+
+async def _relay(
+    services: Services,
+    exchange: Exchange,
+    admitted: Admitted,
+    converted: Converted,
+    stream: OpenStream,
+) -> AsyncIterator[bytes]:
+    """Translates chunks as they arrive. An upstream failure after the first byte ends the
+    stream with `event: error` (and an error ledger record); the client going away closes the
+    upstream at once and is recorded as cancelled."""
+    trace = admitted.trace
+    translator = StreamTranslator(converted.model, converted.stop_sequences)
+    seen = 0  # content chunks: the completion-token estimate when no usage arrives
+    status, error = Status.CANCELLED, None
+    try:
+        exchange.first_byte()
+        chunk: StreamChunk | None = stream.first
+        while chunk is not None:
+            if not chunk.usage_only:
+                seen += 1
+            events = translator.feed(_decode(chunk, trace))
+            if events:
+                yield encode_events(events)
+            chunk = await anext(stream.rest, None)
+        yield encode_events(translator.finish())
+        status = Status.OK
+    except UpstreamError as exc:
+        status, error = Status.ERROR, exc
+        yield stream_error_event(exc, exchange.request_id)
+    finally:
+        await _close_quietly(stream)
+        usage = translator.usage or Usage(completion_tokens=max(seen - 1, 0))
+        finish(
+            services,
+            exchange,
+            trace,
+            admitted.admission,
+            status=status,
+            usage=usage,
+            error=error,
+        )
+
+
+def _decode(chunk: StreamChunk, trace: Trace) -> Mapping[str, Any]:
+    """The chunk's JSON object. Adapters hand over only valid objects; anything else is the
+    upstream's fault and ends the stream with an error."""
+    try:
+        data = orjson.loads(chunk.data)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        provider = trace.deployment.provider if trace.deployment else "upstream"
+        raise UpstreamError(
+            f"provider '{provider}' sent a stream chunk that is not a JSON object",
+            retryable=False,
+            code="upstream_bad_response",
+        )
+    return data
+
+
+async def _close_quietly(stream: OpenStream) -> None:
+    try:
+        await stream.aclose()
+    except UpstreamError as exc:
+        log.debug("upstream stream close failed: %s", exc.message)

@@ -1,0 +1,107 @@
+"""The steps every ingress shares between parsing a request and relaying its answer:
+authentication, routing plan (policy first), limits and budget admission, the deadline; and at
+the end, the one ledger record and the settling of the budget reservation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from crossroads.errors import GatewayError
+from crossroads.governance.gate import Admission, Gate
+from crossroads.governance.principal import Principal
+from crossroads.ingress.exchange import Exchange
+from crossroads.ingress.services import Services
+from crossroads.ledger.record import Status
+from crossroads.routing.options import RoutingOptions
+from crossroads.routing.router import Plan, Trace
+from crossroads.schemas import Usage
+
+
+@dataclass(slots=True)
+class Admitted:
+    plan: Plan
+    trace: Trace
+    admission: Admission | None
+
+
+def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
+    headers = {"x-request-id": exchange.request_id}
+    if trace is not None:
+        headers["x-crossroads-attempts"] = str(trace.attempts)
+        if trace.deployment is not None:
+            headers["x-crossroads-provider"] = trace.deployment.provider
+            headers["x-crossroads-deployment"] = trace.deployment.id
+    return headers
+
+
+def client_timeout(request: Request) -> float | None:
+    """The client's own timeout in seconds: `x-crossroads-timeout`, or the `x-stainless-timeout`
+    header the official OpenAI and Anthropic SDKs send. None when absent or unreadable."""
+    for header in ("x-crossroads-timeout", "x-stainless-timeout"):
+        value = request.headers.get(header)
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            if seconds > 0:
+                return seconds
+    return None
+
+
+def authenticate(services: Services, request: Request, exchange: Exchange) -> Principal:
+    """Raises AuthenticationError (401). Notes the key and team on the exchange."""
+    principal = services.gate.authenticate(request.headers)
+    exchange.api_key_id = principal.key_id
+    exchange.team_id = principal.team_id
+    return principal
+
+
+async def admit(
+    services: Services,
+    request: Request,
+    principal: Principal,
+    model: str,
+    options: RoutingOptions,
+    *,
+    stream: bool,
+    max_output: int | None,
+    trace: Trace,
+) -> Admitted:
+    """Plans the route under the principal's policies and admits the request under its
+    limits. Raises ModelNotFoundError (404), PolicyError (403), InvalidRequestError (400) for
+    an unsatisfiable preference, RateLimitError / BudgetError (429)."""
+    route = services.router.route(model)
+    plan = services.router.plan(route, options, stream=stream, policy=Gate.policy_check(principal))
+    admission = await services.gate.admit(
+        principal, plan.candidates, options.prompt_tokens, max_output
+    )
+    timeout = min(services.request_timeout, client_timeout(request) or float("inf"))
+    trace.deadline = asyncio.get_running_loop().time() + timeout
+    return Admitted(plan, trace, admission)
+
+
+def new_trace(exchange: Exchange) -> Trace:
+    return Trace(request_id=exchange.request_id, deadline=float("inf"))
+
+
+def finish(
+    services: Services,
+    exchange: Exchange,
+    trace: Trace | None,
+    admission: Admission | None,
+    *,
+    status: Status,
+    usage: Usage | None = None,
+    error: GatewayError | None = None,
+) -> None:
+    """Submits the request's one ledger record and settles its budget reservation. Never
+    awaits and never raises: it runs in `finally` blocks on every path."""
+    record = exchange.record(trace, status=status, usage=usage, error=error)
+    services.ledger.submit(record)
+    services.gate.settle(
+        admission, record.cost_usd, record.prompt_tokens + record.completion_tokens
+    )

@@ -1,0 +1,333 @@
+"""The PostgreSQL rollups: the four tables of `sqlite_rollups.py` (same names, columns, keys and
+encodings, so the same answers), kept current by the statement that inserts a batch, and the SQL
+that reads them. Functions here build SQL, or run inside a transaction their caller holds.
+
+A batch is one statement: `INSERT INTO requests ... ON CONFLICT (request_id) DO NOTHING
+RETURNING ...` feeds only the rows it really inserted to the rollup upserts, so a duplicate (a
+retry, or the same record from another replica) never counts twice. Every sum is an integer, so
+each table's sums are derived exactly from the batch's hourly sums per full key. Rows are inserted
+and upserted in key order, table after table in the order of one fixed plan, so concurrent
+writers take their row locks in the same order and do not deadlock one another."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crossroads.ledger.histogram import BUCKET_COUNT, upper_bounds
+from crossroads.ledger.record import Status
+from crossroads.ledger.sqlite_rollups import (
+    DAY_US,
+    HIST_COLUMNS,
+    HOUR_US,
+    KEY_COLUMNS,
+    SERVED_KEY_COLUMNS,
+    SUM_COLUMNS,
+    TABLES,
+)
+from crossroads.ledger.store import cost_from_units
+
+__all__ = [
+    "AGGREGATES",
+    "HOUR_US",
+    "SOURCE_COLUMNS",
+    "create_tables_sql",
+    "decode_row",
+    "empty_row",
+    "query_sql",
+    "rebuild",
+    "span_sql",
+    "window",
+    "write_sql",
+]
+
+MIN_US = -(2**63)
+MAX_US = 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Latencies count (in the sums and the histogram) only when finite, to the microsecond, rounded
+# half to even as Python's round() does (PostgreSQL rounds float8 with rint(), half to even).
+_FINITE = "{0} NOT IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8)"
+_LATENCY = _FINITE.format("latency_ms")
+_TTFT = _FINITE.format("ttft_ms")
+
+AGGREGATES: dict[str, str] = {
+    "requests": "COUNT(*)",
+    "errors": "COUNT(*) FILTER (WHERE status = 'error')",
+    "cancelled": "COUNT(*) FILTER (WHERE status = 'cancelled')",
+    "prompt_tokens": "SUM(prompt_tokens)",
+    "cached_tokens": "SUM(cached_tokens)",
+    "cache_write_tokens": "SUM(cache_write_tokens)",
+    "completion_tokens": "SUM(completion_tokens)",
+    "reasoning_tokens": "SUM(reasoning_tokens)",
+    "cost_units": "COALESCE(SUM(cost_usd), 0)",
+    "priced_requests": "COUNT(cost_usd)",
+    "baselined_requests": "COUNT(*) FILTER (WHERE cost_usd IS NOT NULL"
+    " AND baseline_cost_units IS NOT NULL)",
+    "baselined_cost_units": "COALESCE(SUM(cost_usd) FILTER (WHERE baseline_cost_units IS NOT"
+    " NULL), 0)",
+    "baseline_cost_units": "COALESCE(SUM(baseline_cost_units) FILTER (WHERE cost_usd IS NOT"
+    " NULL), 0)",
+    "upstream_cost_units": "COALESCE(SUM(upstream_cost_units), 0)",
+    "upstream_priced_requests": "COUNT(upstream_cost_units)",
+    "latency_count": f"COUNT(*) FILTER (WHERE {_LATENCY})",
+    "latency_us_sum": f"COALESCE(SUM(round(latency_ms * 1000)::bigint) FILTER (WHERE {_LATENCY})"
+    ", 0)",
+    "ttft_count": f"COUNT(*) FILTER (WHERE {_TTFT})",
+    "ttft_us_sum": f"COALESCE(SUM(round(ttft_ms * 1000)::bigint) FILTER (WHERE {_TTFT}), 0)",
+}
+"""Each of `sqlite_rollups.SUM_COLUMNS` over a set of `requests` rows, in PostgreSQL."""
+
+SOURCE_COLUMNS = (
+    "created_at",
+    *KEY_COLUMNS,
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "baseline_cost_units",
+    "upstream_cost_units",
+    "latency_ms",
+    "ttft_ms",
+)
+"""What the rollups read of a `requests` row (or of a row an INSERT returns)."""
+
+_SUMMED = (*SUM_COLUMNS, *HIST_COLUMNS)
+_MONEY = {
+    "cost_units": "cost_usd",
+    "baselined_cost_units": "baselined_cost_usd",
+    "baseline_cost_units": "baseline_cost_usd",
+    "upstream_cost_units": "upstream_cost_usd",
+}
+_MICROS = {"latency_us_sum": "latency_ms_sum", "ttft_us_sum": "ttft_ms_sum"}
+
+
+def create_tables_sql() -> str:
+    """DDL for the four rollup tables, shaped as in SQLite (every sum BIGINT NOT NULL). The fill
+    factor leaves room on each page for in-place (HOT) updates: every write updates the rows of
+    its hour and day."""
+    statements = []
+    for table, _, keys in TABLES:
+        columns = [
+            "bucket_start BIGINT NOT NULL",
+            *(f"{name} TEXT NOT NULL" for name in keys),
+            *(f"{name} BIGINT NOT NULL" for name in _SUMMED),
+            f"PRIMARY KEY (bucket_start, {', '.join(keys)})",
+        ]
+        statements.append(f"CREATE TABLE {table} ({', '.join(columns)}) WITH (fillfactor = 80);")
+    return "\n".join(statements)
+
+
+def write_sql(values: str) -> str:
+    """One statement that inserts the rows of `values` (a SELECT of every `requests` column in
+    order, e.g. over `unnest` of array parameters) and adds exactly the inserted ones to every
+    rollup table."""
+    return (
+        "WITH batch AS (\n"
+        f"  INSERT INTO requests {values} ORDER BY 1\n"
+        "  ON CONFLICT (request_id) DO NOTHING\n"
+        f"  RETURNING {', '.join(SOURCE_COLUMNS)}\n"
+        f"){_fan_out('batch')}"
+    )
+
+
+async def rebuild(conn: Any) -> int:
+    """Empties the rollup tables and rolls up every stored request again; returns how many it
+    read. Takes a SHARE lock on `requests` first, so writers wait until the caller's transaction
+    ends and the count and the sums come from the same rows."""
+    await conn.execute("LOCK TABLE requests IN SHARE MODE")
+    for table, _, _ in TABLES:
+        await conn.execute(f"DELETE FROM {table}")
+    await conn.execute(f"WITH{_fan_out('requests').removeprefix(',')}")
+    return int(await conn.fetchval("SELECT COUNT(*) FROM requests"))
+
+
+def _fan_out(source: str) -> str:
+    """`, delta AS (...), t1 AS (...), ... INSERT ...`: the hourly sums of `source` per full key,
+    computed once, then summed into each rollup table's buckets and keys and upserted there."""
+    steps = [f", delta AS ({_hourly(source)})"]
+    for n, (table, size, keys) in enumerate(TABLES, start=1):
+        sums = ", ".join(f"SUM({name})" for name in _SUMMED)
+        group = ", ".join(str(i + 1) for i in range(1 + len(keys)))
+        select = (
+            "SELECT * FROM delta"  # already these buckets and keys
+            if (size, keys) == (HOUR_US, KEY_COLUMNS)
+            else f"SELECT {_floor_sql('bucket_start', size)}, {', '.join(keys)}, {sums}"
+            f" FROM delta GROUP BY {group}"
+        )
+        upsert = _upsert(table, keys, select)
+        steps.append(f"\n{upsert}" if n == len(TABLES) else f", t{n} AS ({upsert})")
+    return "".join(steps)
+
+
+def _hourly(source: str) -> str:
+    """The hourly sums of the rows of `source` (a relation with `SOURCE_COLUMNS`) per full key,
+    keys encoded as in SQLite: '' for NULL, open_weights 'open', 'closed' or ''."""
+    keys = [
+        "CASE open_weights WHEN true THEN 'open' WHEN false THEN 'closed' ELSE '' END"
+        if name == "open_weights"
+        else f"COALESCE({name}, '')"
+        for name in KEY_COLUMNS
+    ]
+    # The histogram's bounds inlined as a constant (repr() of a float is exact); width_bucket
+    # counts the bounds at or below the value, as `bisect.bisect_right` does.
+    bounds = ", ".join(repr(bound) for bound in upper_bounds())
+    lb = f"width_bucket(latency_ms, ARRAY[{bounds}]::float8[])"
+    values = [
+        _floor_sql("created_at", HOUR_US),
+        *keys,
+        *(AGGREGATES[name] for name in SUM_COLUMNS),
+        *(f"COUNT(*) FILTER (WHERE {_LATENCY} AND lb = {i})" for i in range(BUCKET_COUNT)),
+    ]
+    names = ("bucket_start", *KEY_COLUMNS, *_SUMMED)
+    group = ", ".join(str(i + 1) for i in range(1 + len(KEY_COLUMNS)))
+    return (
+        f"SELECT {', '.join(f'{v} AS {n}' for v, n in zip(values, names, strict=True))}"
+        f" FROM (SELECT *, {lb} AS lb FROM {source}) AS source GROUP BY {group}"
+    )
+
+
+def _floor_sql(column: str, size: int) -> str:
+    """`column` rounded down to a multiple of `size`, before 1970 too, as Python's % rounds
+    (PostgreSQL's % keeps the sign of the dividend)."""
+    return f"{column} - (({column} % {size}) + {size}) % {size}"
+
+
+def _upsert(table: str, keys: tuple[str, ...], select: str) -> str:
+    """INSERT the rows of `select` into `table` in primary-key order, adding their sums to those
+    of the rows already there."""
+    columns = ("bucket_start", *keys, *_SUMMED)
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in _SUMMED)
+    order = ", ".join(str(i + 1) for i in range(1 + len(keys)))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {select} ORDER BY {order}"
+        f" ON CONFLICT (bucket_start, {', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def query_sql(
+    since_us: int | None,
+    until_us: int | None,
+    interval: str | None,
+    keys: tuple[str, ...],
+    histogram: bool,
+) -> tuple[str | None, list[int]]:
+    """The statement and parameters for `RollupReader.rollup`, or (None, []) for an empty
+    window. `keys` must have passed `validate_rollup_query` (names from an allow-list). As in
+    SQLite: the `_served` tables when no key concerns the API key or team; the daily tables for
+    the whole days of the window unless the interval is an hour, the hourly ones for the partial
+    days at either end. Text keys sort in byte order, as SQLite sorts them."""
+    lo, hi = window(since_us, until_us)
+    suffix = "_served" if set(keys) <= set(SERVED_KEY_COLUMNS) else ""
+    parts = _parts(lo, hi, since_us is None, until_us is None, interval)
+    if not parts:
+        return None, []
+    summed = [*SUM_COLUMNS, *(HIST_COLUMNS if histogram else ())]
+    columns = ", ".join(("bucket_start", *keys, *summed))
+    params: list[int] = []
+    arms = []
+    for grain, start, end in parts:
+        params += [start, end]
+        arms.append(
+            f"SELECT {columns} FROM rollup_{grain}{suffix}"
+            f" WHERE bucket_start >= ${len(params) - 1} AND bucket_start < ${len(params)}"
+        )
+    group = [*([_bucket_expr(interval)] if interval else []), *keys]
+    sums = [f"COALESCE(SUM({name}), 0)" for name in summed]
+    sql = f"SELECT {', '.join([*group, *sums])} FROM ({' UNION ALL '.join(arms)}) AS parts"
+    if group:
+        order = [*(["1"] if interval else []), *(f'{key} COLLATE "C"' for key in keys)]
+        sql += f" GROUP BY {', '.join(str(i + 1) for i in range(len(group)))}"
+        sql += f" ORDER BY {', '.join(order)}"
+    return sql, params
+
+
+def empty_row(histogram: bool) -> tuple[int, ...]:
+    """The all-zero row `rollup` returns for an empty window with no groups."""
+    return (0,) * (len(SUM_COLUMNS) + (len(HIST_COLUMNS) if histogram else 0))
+
+
+def span_sql() -> str:
+    """The first and the last hourly bucket in [$1, $2): two index seeks in one statement."""
+    seek = (
+        "SELECT bucket_start FROM rollup_hourly_served"
+        " WHERE bucket_start >= $1 AND bucket_start < $2 ORDER BY bucket_start"
+    )
+    return f"SELECT ({seek} LIMIT 1), ({seek} DESC LIMIT 1)"
+
+
+def window(since_us: int | None, until_us: int | None) -> tuple[int, int]:
+    """The bucket starts a query reads: `since` rounded down and `until` up to the hour."""
+    lo = MIN_US if since_us is None else _floor(since_us, HOUR_US)
+    hi = MAX_US if until_us is None else -_floor(-until_us, HOUR_US)
+    return lo, hi
+
+
+def decode_row(
+    row: Any, has_bucket: bool, keys: tuple[str, ...], histogram: bool
+) -> dict[str, Any]:
+    """A row of `query_sql` as a `rollup` row. PostgreSQL returns sums of BIGINT as NUMERIC
+    (Decimal): each becomes an int, money exact Decimal USD, microseconds float milliseconds."""
+    values = iter(row)
+    result: dict[str, Any] = {}
+    if has_bucket:
+        result["bucket_start"] = _EPOCH + timedelta(microseconds=int(next(values)))
+    for name in keys:
+        result[name] = _decode_key(name, next(values))
+    for name in SUM_COLUMNS:
+        value = int(next(values))
+        if name in _MONEY:
+            result[_MONEY[name]] = cost_from_units(value)
+        elif name in _MICROS:
+            result[_MICROS[name]] = value / 1000
+        else:
+            result[name] = value
+    if histogram:
+        result["latency_histogram"] = tuple(int(v) for v in values)
+    return result
+
+
+def _floor(micros: int, size: int) -> int:
+    return micros - micros % size  # Python's % is never negative for a positive size
+
+
+def _parts(
+    lo: int, hi: int, open_start: bool, open_end: bool, interval: str | None
+) -> list[tuple[str, int, int]]:
+    """(grain, start, end): ranges of bucket starts that together cover [lo, hi) once."""
+    if lo >= hi:
+        return []
+    if interval == "hour":
+        return [("hourly", lo, hi)]
+    day_lo = lo if open_start else -_floor(-lo, DAY_US)
+    day_hi = hi if open_end else _floor(hi, DAY_US)
+    if day_lo >= day_hi:
+        return [("hourly", lo, hi)]
+    parts = [("daily", day_lo, day_hi)]
+    if lo < day_lo:
+        parts.append(("hourly", lo, day_lo))
+    if day_hi < hi:
+        parts.append(("hourly", day_hi, hi))
+    return parts
+
+
+def _bucket_expr(interval: str) -> str:
+    if interval == "hour":
+        return "bucket_start"
+    day = f"(bucket_start - bucket_start % {DAY_US})"
+    if interval == "day":
+        return day
+    # 1970-01-01 was a Thursday: (days since the epoch + 3) % 7 is 0 on Mondays.
+    return f"({day} - (({day} / {DAY_US} + 3) % 7) * {DAY_US})"
+
+
+def _decode_key(name: str, value: str) -> object:
+    if value == "":
+        return None
+    if name == "open_weights":
+        return value == "open"
+    if name == "status":
+        return Status(value)
+    return value
