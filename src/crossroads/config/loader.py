@@ -26,6 +26,7 @@ from crossroads.config.settings import Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
+from crossroads.ledger.baseline import Baseline, Baselines
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
@@ -166,6 +167,7 @@ def load_settings(
         aliases=aliases,
         routing=_routing(config.routing, source),
         **_governance(config, env, source, host or config.server.host),
+        baselines=_baselines(config, catalog, source),
     )
     _check_server(settings, source)
     return settings
@@ -259,6 +261,30 @@ def _governance(
         "limits_backend": config.limits.backend,
         "redis_url": redis_url,
     }
+
+
+def _baselines(config: ConfigFile, catalog: Catalog, source: _Source) -> Baselines:
+    """Resolves each configured baseline model to its list price: at the maker's own host when
+    the catalog has it (OpenAI at openai, Anthropic at anthropic), else its cheapest offering."""
+
+    def resolve(model_id: str, at: str) -> Baseline:
+        model = catalog.model(model_id)
+        if model is None:
+            raise source.error(at, f"unknown catalog model {model_id!r}")
+        priced = [o for o in catalog.offerings_for_model(model_id) if o.prices is not None]
+        if not priced:
+            raise source.error(at, f"the catalog has no price for {model_id!r}")
+        own = [o for o in priced if o.host == model.maker]
+        offering = own[0] if own else min(priced, key=lambda o: o.prices.output + o.prices.input)  # type: ignore[union-attr]
+        assert offering.prices is not None
+        return Baseline(model_id, offering.host, offering.prices)
+
+    savings = config.savings
+    return Baselines(
+        default=resolve(savings.baseline, "$.savings.baseline") if savings.baseline else None,
+        by_name={n: resolve(m, f"$.savings.models.{n}") for n, m in savings.models.items()},
+        by_team={t: resolve(m, f"$.savings.teams.{t}") for t, m in savings.teams.items()},
+    )
 
 
 def _routing(section: RoutingSection, source: _Source) -> RoutingPolicy:

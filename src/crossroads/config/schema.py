@@ -95,6 +95,14 @@ class LimitsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url_env: str = "CROSSROADS_REDIS_URL"
 
 
+class SavingsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The proprietary model every request is priced again at (a catalog id), so savings are
+    # measured. Per served name (model or alias) and per team overrides.
+    baseline: str | None = "anthropic/claude-sonnet-4.5"
+    models: dict[str, str] = {}
+    teams: dict[str, str] = {}
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = ServerSection()
     embedded: EmbeddedSection = EmbeddedSection()
@@ -107,6 +115,7 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     policy: dict[str, Any] = {}
     storage: StorageSection = StorageSection()
     limits: LimitsSection = LimitsSection()
+    savings: SavingsSection = SavingsSection()
     # Overrides and additions to the shipped catalog, in the catalog's own shape.
     catalog: dict[str, list[dict[str, Any]]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.

@@ -9,6 +9,7 @@ from typing import Literal
 
 from crossroads.catalog import Catalog
 from crossroads.governance.policy import EMPTY, PolicyRules
+from crossroads.ledger.baseline import Baselines
 from crossroads.providers.base import ProviderSpec
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.policy import RoutingPolicy
@@ -37,3 +38,4 @@ class Settings:
     postgres_url: str | None = field(default=None, repr=False)
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
+    baselines: Baselines = field(default_factory=Baselines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -57,9 +58,21 @@ class SQLiteGovernanceStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """WAL is a property of the file, set once. Switching to it takes an exclusive lock that
+        ignores the busy timeout, so two processes opening a new file at once retry here."""
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:
@@ -78,6 +91,7 @@ class SQLiteGovernanceStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
 
         def migrate(conn: sqlite3.Connection) -> None:
+            self._enable_wal(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(

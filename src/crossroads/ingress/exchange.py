@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 from crossroads.errors import GatewayError
+from crossroads.ledger.baseline import Baseline
 from crossroads.ledger.pricing import cost
 from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.routing.router import Trace
@@ -56,6 +57,7 @@ class Exchange:
         status: Status,
         usage: Usage | None = None,
         error: GatewayError | None = None,
+        baseline: Baseline | None = None,
     ) -> LedgerRecord:
         """The ledger record of this request. Cost is None when the deployment has no price
         or no usage is known."""
@@ -92,4 +94,9 @@ class Exchange:
             attempts=trace.attempts if trace else 0,
             api_key_id=self.api_key_id,
             team_id=self.team_id,
+            baseline_model=baseline.model if baseline else None,
+            baseline_cost_usd=(
+                cost(usage, baseline.prices) if baseline and usage.total_tokens else None
+            ),
+            upstream_cost_usd=usage.upstream_cost_usd,
         )

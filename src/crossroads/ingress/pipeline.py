@@ -5,6 +5,7 @@ the end, the one ledger record and the settling of the budget reservation."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -18,6 +19,8 @@ from crossroads.ledger.record import Status
 from crossroads.routing.options import RoutingOptions
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -100,8 +103,15 @@ def finish(
 ) -> None:
     """Submits the request's one ledger record and settles its budget reservation. Never
     awaits and never raises: it runs in `finally` blocks on every path."""
-    record = exchange.record(trace, status=status, usage=usage, error=error)
-    services.ledger.submit(record)
+    baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
+    record = exchange.record(trace, status=status, usage=usage, error=error, baseline=baseline)
+    try:
+        services.ledger.submit(record)
+    except ValueError as exc:  # a record no store could hold: keep the request, drop the usage
+        log.error(
+            "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
+        )
+        services.ledger.submit(exchange.record(trace, status=status, error=error))
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crossroads.governance.gate import Gate
+from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
 
@@ -17,3 +18,4 @@ class Services:
     max_body_bytes: int
     request_timeout: float
     models_body: bytes  # the GET /v1/models answer, encoded once
+    baselines: Baselines = field(default_factory=Baselines)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
+
+# Counts above this are not believable from any upstream (2^40 tokens); they are recorded as 0
+# rather than poison sums downstream.
+MAX_TOKENS = 2**40
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -16,6 +21,8 @@ class Usage(msgspec.Struct, frozen=True):
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # What the upstream itself says the request cost (OpenRouter's `usage.cost`), if anything.
+    upstream_cost_usd: Decimal | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -47,8 +54,22 @@ class Usage(msgspec.Struct, frozen=True):
                 if isinstance(completion_details, dict)
                 else None
             ),
+            upstream_cost_usd=_cost(usage.get("cost")),
         )
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS:
+        return value
+    return 0
+
+
+def _cost(value: Any) -> Decimal | None:
+    """A reported cost in USD: a JSON number or numeric string, finite, 0 to 1e6."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and 0 <= cost <= 1_000_000 else None

@@ -89,6 +89,7 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             request_timeout=settings.request_timeout,
             models_body=models_body(self.table),
+            baselines=settings.baselines,
         )
         self.ready = False
 
