@@ -40,6 +40,15 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
     return headers
 
 
+DROPPED_HEADER = "x-crossroads-dropped-params"
+
+
+def dropped_header(names: tuple[str, ...]) -> dict[str, str]:
+    """Names the request parameters the serving host refuses, which the gateway dropped (or
+    degraded) instead of passing a 400 through: e.g. GLM's penalties or tool_choice."""
+    return {DROPPED_HEADER: ",".join(names)} if names else {}
+
+
 def client_timeout(request: Request) -> float | None:
     """The client's own timeout in seconds: `x-crossroads-timeout`, or the `x-stainless-timeout`
     header the official OpenAI and Anthropic SDKs send. None when absent or unreadable."""

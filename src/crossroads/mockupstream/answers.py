@@ -55,8 +55,9 @@ class Answer:
     reasoning: str
     tool_call: ToolCall | None
     pieces: tuple[str, ...]  # content pieces, or tool-call argument pieces
-    reasoning_pieces: tuple[str, ...]
+    reasoning_pieces: tuple[str, ...]  # with `inline_think`, pieces of the whole think block
     usage: JSON
+    inline_think: bool = False  # reasoning goes in `content` as <think>...</think>
 
     @property
     def finish_reason(self) -> str:
@@ -168,6 +169,9 @@ def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answ
         pieces = split_text(content, script.chunks)
     reasoning = " ".join(["thinking"] * script.reasoning)
     reasoning_pieces = split_text(reasoning, min(script.chunks, script.reasoning))
+    inline = script.think_tags and bool(reasoning)
+    if inline:
+        reasoning_pieces = split_text(_think_block(reasoning), max(script.chunks, 3))
     return Answer(
         id=f"chatcmpl-mock-{sequence}",
         created=created,
@@ -178,13 +182,20 @@ def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answ
         pieces=pieces,
         reasoning_pieces=reasoning_pieces if reasoning else (),
         usage=_usage(script, body, len(pieces) + script.reasoning),
+        inline_think=inline,
     )
+
+
+def _think_block(reasoning: str) -> str:
+    return f"<think>\n{reasoning}\n</think>\n\n"
 
 
 def completion_body(answer: Answer) -> JSON:
     """The non-streaming `chat.completion` object."""
     message: JSON = {"role": "assistant", "content": answer.content or None}
-    if answer.reasoning:
+    if answer.inline_think:
+        message["content"] = _think_block(answer.reasoning) + answer.content
+    elif answer.reasoning:
         message["reasoning_content"] = answer.reasoning
     if answer.tool_call:
         call = answer.tool_call
@@ -227,7 +238,10 @@ def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
         deltas.append(first)
     else:
         deltas.append({"role": "assistant", "content": ""})
-    deltas += [{"content": None, "reasoning_content": p} for p in answer.reasoning_pieces]
+    if answer.inline_think:
+        deltas += [{"content": p} for p in answer.reasoning_pieces]
+    else:
+        deltas += [{"content": None, "reasoning_content": p} for p in answer.reasoning_pieces]
     for piece in answer.pieces:
         if call:
             deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})

@@ -46,6 +46,7 @@ class Script:
     usage: tuple[int, int] | None = None
     cached: int = 0
     reasoning: int = 0
+    think_tags: bool = False
     mix: tuple[tuple[Script, float], ...] = ()
     source: str = ""
 
@@ -123,7 +124,7 @@ _VALUED: dict[str, Callable[[str], Any]] = {
     "reasoning": _count,
 }
 _FLAGS = frozenset(
-    {"hang", "malformed", "truncate", "no_done", "tool_call", "error_body"},
+    {"hang", "malformed", "truncate", "no_done", "tool_call", "error_body", "think_tags"},
 )
 
 
@@ -187,7 +188,9 @@ def parse_script(text: str) -> Script:
       without `[DONE]`. `malformed`: a 200 body, or one stream event, that is not JSON.
     - `chunks=N`: content pieces; `tool_call`: call a tool when the request offers tools;
       `usage=P/C`: prompt/completion tokens to report; `cached=N`: cached prompt tokens;
-      `reasoning=N`: N reasoning tokens and a `reasoning_content` answer before the content.
+      `reasoning=N`: N reasoning tokens and a `reasoning_content` answer before the content;
+      `think_tags`: that reasoning inline in `content` as `<think>...</think>` instead (as
+      MiniMax and some DeepSeek-R1 hosts send it), streamed in pieces that cut the tags.
     - `mix=SCRIPT:P|SCRIPT:P|...` must come last and takes the rest of the text: weighted
       alternatives, each applied on top of the tokens before `mix=`; the left-over
       probability answers with those tokens alone.

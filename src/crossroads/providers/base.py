@@ -59,11 +59,18 @@ class UpstreamCall:
 @dataclass(frozen=True, slots=True)
 class Completion:
     """A whole non-streamed answer: `body` is the OpenAI `chat.completion` JSON the client may
-    get as it is; `data` is the same document decoded, for ingresses that translate it."""
+    get as it is (from `Embeddings.embed`, the embeddings `list` JSON); `data` is the same
+    document decoded, for ingresses that translate it.
+
+    `dropped` names the request parameters the adapter left out because the host refuses them
+    (its profile's `on_unsupported: drop`), for the ingress to report (the
+    `x-crossroads-dropped-params` header); empty when the request went as sent.
+    """
 
     body: bytes
     data: Mapping[str, Any]
     usage: Usage | None
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +79,14 @@ class StreamChunk:
 
     `usage` is set on the chunk that carries the request's usage (normally the last one);
     `usage_only` marks a chunk with no choices that exists only to carry usage, which an
-    ingress drops when its client did not ask for usage.
+    ingress drops when its client did not ask for usage. `dropped` is set on the first chunk
+    only, as `Completion.dropped`.
     """
 
     data: bytes
     usage: Usage | None = None
     usage_only: bool = False
+    dropped: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -117,6 +126,17 @@ class HealthProbe(Protocol):
     async def probe(self) -> None:
         """Returns when the upstream answered; raises UpstreamError otherwise. Sends no
         generation request and costs no tokens."""
+
+
+@runtime_checkable
+class Embeddings(Protocol):
+    """Optional capability: an upstream that serves OpenAI's `POST /embeddings`."""
+
+    async def embed(self, call: UpstreamCall) -> Completion:
+        """One embeddings request. `call.body` is an OpenAI embeddings request whose `model` is
+        the upstream's own id. Returns the OpenAI embeddings `list` JSON as `body` and `data`,
+        with `usage` (prompt tokens only). Errors, timeouts and cancellation follow
+        `Provider.complete`."""
 
 
 class ProviderFactory(Protocol):

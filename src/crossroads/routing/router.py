@@ -18,10 +18,16 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from crossroads.errors import GatewayError, PolicyError, UpstreamError
-from crossroads.providers.base import Completion, Provider, StreamChunk, UpstreamCall
+from crossroads.errors import GatewayError, InvalidRequestError, PolicyError, UpstreamError
+from crossroads.providers.base import (
+    Completion,
+    Embeddings,
+    Provider,
+    StreamChunk,
+    UpstreamCall,
+)
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import HealthBoard
 from crossroads.routing.options import DEFAULT_OPTIONS, RoutingOptions
@@ -191,6 +197,37 @@ class Router:
                 latency_ms=(time.perf_counter() - started) * 1000.0,
                 completion_tokens=result.usage.completion_tokens if result.usage else 0,
             )
+            return dep, result
+
+        return await self._run(plan, body, trace, attempt)
+
+    async def embed(
+        self, plan: Plan, body: Mapping[str, Any], trace: Trace
+    ) -> tuple[Deployment, Completion]:
+        """The first successful embeddings answer among the plan's candidates whose provider has
+        the `Embeddings` capability; the others are left out, with the reason. Raises
+        InvalidRequestError (400) when no candidate can embed, else as `complete`."""
+        able: list[Deployment] = []
+        unable: list[tuple[Deployment, str]] = []
+        for dep in plan.candidates:
+            if isinstance(self._providers[dep.provider], Embeddings):
+                able.append(dep)
+            else:
+                unable.append((dep, "its provider does not serve embeddings"))
+        if not able and unable:
+            reasons = "; ".join(f"{d.id}: {why}" for d, why in unable)
+            raise InvalidRequestError(
+                f"no deployment of '{plan.route.name}' serves embeddings ({reasons})",
+                param="model",
+                code="embeddings_not_supported",
+            )
+        plan = Plan(plan.route, able, [*plan.excluded, *unable], plan.policy_excluded)
+
+        async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
+            started = time.perf_counter()
+            provider = cast(Embeddings, self._providers[dep.provider])
+            result = await provider.embed(call)
+            self.health.success(dep.id, latency_ms=(time.perf_counter() - started) * 1000.0)
             return dep, result
 
         return await self._run(plan, body, trace, attempt)

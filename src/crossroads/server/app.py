@@ -17,6 +17,7 @@ from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.ingress.anthropic import count_tokens, messages
 from crossroads.ingress.anthropic import errors as anthropic_errors
 from crossroads.ingress.openai import chat_completions, get_model, list_models
+from crossroads.ingress.openai.embeddings import embeddings
 from crossroads.ingress.openai.errors import error_body, error_response
 from crossroads.ledger.store import LedgerStore
 from crossroads.server import admin_governance as gov
@@ -114,6 +115,7 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),

@@ -41,6 +41,7 @@ from crossroads.ingress.pipeline import (
     Admitted,
     admit,
     authenticate,
+    dropped_header,
     finish,
     new_trace,
     trace_headers,
@@ -114,7 +115,7 @@ async def messages(request: Request) -> Response:
         return Response(
             orjson.dumps(message),
             media_type="application/json",
-            headers=_headers(exchange, trace),
+            headers={**_headers(exchange, trace), **dropped_header(completion.dropped)},
         )
     except GatewayError as exc:
         finish(
@@ -193,6 +194,7 @@ def _stream_response(
         media_type="text/event-stream",
         headers={
             **_headers(exchange, admitted.trace),
+            **dropped_header(stream.first.dropped),
             "cache-control": "no-cache",
             "x-accel-buffering": "no",
         },

@@ -21,6 +21,7 @@ from crossroads.ingress.pipeline import (
     Admitted,
     admit,
     authenticate,
+    dropped_header,
     finish,
     new_trace,
     trace_headers,
@@ -80,7 +81,7 @@ async def chat_completions(request: Request) -> Response:
         return Response(
             completion.body,
             media_type="application/json",
-            headers=trace_headers(exchange, trace),
+            headers={**trace_headers(exchange, trace), **dropped_header(completion.dropped)},
         )
     except GatewayError as exc:
         finish(
@@ -115,6 +116,7 @@ def _stream_response(
         media_type="text/event-stream",
         headers={
             **trace_headers(exchange, admitted.trace),
+            **dropped_header(stream.first.dropped),
             "cache-control": "no-cache",
             "x-accel-buffering": "no",
         },

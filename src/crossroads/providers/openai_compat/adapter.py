@@ -1,6 +1,8 @@
 """The OpenAI-compatible adapter: one pooled aiohttp session per provider, reused by every
-request; the request body is re-encoded only to set the upstream model id, and answers pass
-through as the bytes the upstream sent."""
+request. The request is fitted to the host's profile (renames, refused parameters, the reasoning
+knob) and re-encoded once; answers pass through as the bytes the upstream sent unless the
+profile says their reasoning must be normalised (`reasoning_out.py`), or the client asked to
+exclude it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,15 @@ import orjson
 from crossroads.errors import UpstreamError, UpstreamTimeoutError
 from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
 from crossroads.providers.openai_compat.errors import from_status
+from crossroads.providers.openai_compat.reasoning_cache import ReasoningCache
+from crossroads.providers.openai_compat.reasoning_out import (
+    OutputPlan,
+    StreamNormaliser,
+    normalise_completion,
+    output_plan,
+)
+from crossroads.providers.openai_compat.settings import Settings
+from crossroads.providers.profiles import Prepared, prepare_request
 from crossroads.schemas import Usage
 from crossroads.sse import SSEDecoder
 
@@ -24,17 +35,26 @@ _MAX_ERROR_BODY = 64 * 1024
 
 
 class OpenAICompatProvider:
-    """See `crossroads.providers.base.Provider` for the contract.
+    """See `crossroads.providers.base.Provider` for the contract; also `Embeddings` and
+    `HealthProbe`. Options: see `settings.py` (`profile`, `on_unsupported`, `stream_usage`,
+    `reasoning_cache_size`); a bad one raises ConfigError here.
 
-    Options (`spec.options`): `stream_usage` (default true) asks for usage on streams with
-    `stream_options.include_usage`; set false for hosts that refuse `stream_options` (GLM).
+    Before any upstream call, a request the profile cannot serve raises UpstreamError (400, not
+    retryable): a refused parameter under `on_unsupported: reject`, or a malformed `reasoning`.
     """
 
     def __init__(self, spec: ProviderSpec) -> None:
         self.id = spec.id
         self._spec = spec
-        self._url = f"{spec.base_url}/chat/completions"
-        self._stream_usage = bool(spec.options.get("stream_usage", True))
+        self._settings = Settings.from_spec(spec)
+        self.profile = self._settings.profile
+        self._chat_url = f"{spec.base_url}/chat/completions"
+        self._embeddings_url = f"{spec.base_url}/embeddings"
+        self._replay = (
+            ReasoningCache(self._settings.reasoning_cache_size)
+            if self.profile.reasoning_replay
+            else None
+        )
         headers = {"Content-Type": "application/json", **spec.headers}
         if spec.api_key:
             headers["Authorization"] = f"Bearer {spec.api_key}"
@@ -60,29 +80,46 @@ class OpenAICompatProvider:
             await self._session.close()
             self._session = None
 
-    def _encode(self, call: UpstreamCall, stream: bool) -> bytes:
-        body: Mapping[str, Any] = call.body
-        if stream and self._stream_usage:
+    def _prepare(self, call: UpstreamCall, stream: bool) -> tuple[bytes, Prepared, OutputPlan]:
+        """The request bytes for the host, what was left out, and what to do to the answer.
+        Raises UpstreamError (400) for a request the profile says the host cannot serve."""
+        prepared = prepare_request(
+            self.profile, call.body, policy=self._settings.on_unsupported, provider=self.id
+        )
+        body: Mapping[str, Any] = prepared.body
+        if self._replay is not None:
+            fold = self.profile.reasoning_out == "think_tags"
+            body = self._replay.restore(body, fold=fold) or body
+        if stream and self._settings.stream_usage:
             options = body.get("stream_options")
             merged = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True
             body = {**body, "stream": True, "stream_options": merged}
-        return orjson.dumps(body)
+        plan = output_plan(
+            self.profile.reasoning_out,
+            exclude=prepared.exclude_reasoning,
+            capture=self._replay is not None,
+        )
+        return orjson.dumps(body), prepared, plan
 
     def _remaining(self, call: UpstreamCall) -> float:
         return call.deadline - asyncio.get_running_loop().time()
 
-    async def _post(self, call: UpstreamCall, stream: bool) -> aiohttp.ClientResponse:
-        """Sends the request and waits for the answer's headers, within the first-byte timeout
-        and the call's deadline. Raises UpstreamError for transport failures and HTTP errors."""
+    def _ready(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError(f"provider {self.id} used before start()")
+        return self._session
+
+    async def _post(self, url: str, data: bytes, call: UpstreamCall) -> aiohttp.ClientResponse:
+        """Sends the request and waits for the answer's headers, within the first-byte timeout
+        and the call's deadline. Raises UpstreamError for transport failures and HTTP errors."""
+        session = self._ready()
         timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
         if timeout <= 0:
             raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
         try:
             async with asyncio.timeout(timeout):
-                response = await self._session.post(self._url, data=self._encode(call, stream))
+                response = await session.post(url, data=data)
                 if response.status >= 400:
                     try:
                         body = await response.content.read(_MAX_ERROR_BODY)
@@ -101,11 +138,10 @@ class OpenAICompatProvider:
 
     async def probe(self) -> None:
         """GET {base_url}/models: answered by every OpenAI-compatible server, free of charge."""
-        if self._session is None:
-            raise RuntimeError(f"provider {self.id} used before start()")
+        session = self._ready()
         try:
             async with asyncio.timeout(self._spec.timeouts.first_byte):
-                async with self._session.get(f"{self._spec.base_url}/models") as response:
+                async with session.get(f"{self._spec.base_url}/models") as response:
                     if response.status >= 400:
                         body = await response.content.read(_MAX_ERROR_BODY)
                         raise from_status(
@@ -116,8 +152,9 @@ class OpenAICompatProvider:
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc) from None
 
-    async def complete(self, call: UpstreamCall) -> Completion:
-        response = await self._post(call, stream=False)
+    async def _read_json(self, url: str, data: bytes, call: UpstreamCall) -> tuple[bytes, Any]:
+        """POSTs and reads a whole JSON answer within the deadline: (raw bytes, decoded)."""
+        response = await self._post(url, data, call)
         try:
             async with asyncio.timeout(max(self._remaining(call), 0)):
                 body = await response.read()
@@ -130,15 +167,35 @@ class OpenAICompatProvider:
         finally:
             response.release()
         try:
-            data = orjson.loads(body)
+            return body, orjson.loads(body)
         except orjson.JSONDecodeError:
             raise _garbage(self.id, "a response that is not valid JSON") from None
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        request, prepared, plan = self._prepare(call, stream=False)
+        body, data = await self._read_json(self._chat_url, request, call)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise _garbage(self.id, "a JSON document that is not a chat completion")
+        if plan.active:
+            normalised = normalise_completion(data, plan, self._replay)
+            if plan.rewrites:
+                data, body = normalised, orjson.dumps(normalised)
+        usage = Usage.from_openai(data.get("usage"))
+        return Completion(body=body, data=data, usage=usage, dropped=prepared.dropped)
+
+    async def embed(self, call: UpstreamCall) -> Completion:
+        """POST {base_url}/embeddings with the body as sent; see `base.Embeddings`."""
+        body, data = await self._read_json(self._embeddings_url, orjson.dumps(call.body), call)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise _garbage(self.id, "a JSON document that is not an embeddings list")
         return Completion(body=body, data=data, usage=Usage.from_openai(data.get("usage")))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
-        response = await self._post(call, stream=True)
+        request, prepared, plan = self._prepare(call, stream=True)
+        normaliser = StreamNormaliser(plan, self._replay) if plan.active else None
+        rewrite = plan.rewrites
+        dropped = prepared.dropped
+        response = await self._post(self._chat_url, request, call)
         decoder = SSEDecoder()
         finished = False  # a choice reported its finish_reason
         done = False  # the [DONE] sentinel arrived
@@ -167,10 +224,17 @@ class OpenAICompatProvider:
                     if event.data == "[DONE]":
                         done = True
                         break
-                    chunk, chunk_finished = _parse_chunk(self.id, event.data)
-                    finished = finished or chunk_finished
+                    obj = _decode_event(self.id, event.data)
+                    finished = finished or _finishes(obj)
+                    data = event.data.encode()
+                    if normaliser is not None:
+                        out, payload = normaliser.chunk(obj)
+                        if not payload and not waiting_first:
+                            continue  # nothing left to send in it (held back, or excluded)
+                        if rewrite:
+                            data = orjson.dumps(out)
+                    yield _chunk(data, obj, dropped if waiting_first else ())
                     waiting_first = False
-                    yield chunk
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc, mid_stream=True) from None
         finally:
@@ -188,7 +252,9 @@ class OpenAICompatProvider:
             )
 
 
-def _parse_chunk(provider: str, data: str) -> tuple[StreamChunk, bool]:
+def _decode_event(provider: str, data: str) -> dict[str, Any]:
+    """One stream event's JSON object. Raises UpstreamError for garbage and for the error
+    events some hosts send mid-stream."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -203,15 +269,20 @@ def _parse_chunk(provider: str, data: str) -> tuple[StreamChunk, bool]:
             retryable=True,
             code="upstream_stream_error",
         )
+    return obj
+
+
+def _finishes(obj: dict[str, Any]) -> bool:
     choices = obj.get("choices")
-    usage = Usage.from_openai(obj.get("usage"))
-    finished = isinstance(choices, list) and any(
+    return isinstance(choices, list) and any(
         isinstance(c, dict) and c.get("finish_reason") for c in choices
     )
-    return (
-        StreamChunk(data=data.encode(), usage=usage, usage_only=usage is not None and not choices),
-        finished,
-    )
+
+
+def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...]) -> StreamChunk:
+    usage = Usage.from_openai(obj.get("usage"))
+    usage_only = usage is not None and not obj.get("choices")
+    return StreamChunk(data=data, usage=usage, usage_only=usage_only, dropped=dropped)
 
 
 def _garbage(provider: str, what: str) -> UpstreamError:
