@@ -121,6 +121,7 @@ def finish(
             "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
         )
         services.ledger.submit(exchange.record(trace, status=status, error=error))
+    services.metrics.observe(record)
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens
     )

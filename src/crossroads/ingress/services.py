@@ -8,6 +8,7 @@ from crossroads.governance.gate import Gate
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
+from crossroads.telemetry import GatewayMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +20,4 @@ class Services:
     request_timeout: float
     models_body: bytes  # the GET /v1/models answer, encoded once
     baselines: Baselines = field(default_factory=Baselines)
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)  # counted in finish()

@@ -21,7 +21,9 @@ from crossroads.ingress.openai.embeddings import embeddings
 from crossroads.ingress.openai.errors import error_body, error_response
 from crossroads.ledger.store import LedgerStore
 from crossroads.server import admin_governance as gov
+from crossroads.server import dashboard
 from crossroads.server.admin import deployment_health
+from crossroads.server.metrics import metrics
 from crossroads.server.runtime import Gateway
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,10 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/admin/teams", gov.put_team, methods=["POST", "PUT"]),
             Route("/admin/teams", gov.list_teams, methods=["GET"]),
             Route("/v1/route/explain", gov.explain, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/dashboard", dashboard.page, methods=["GET"]),
+            Route("/dashboard/api/data", dashboard.data, methods=["GET"]),
+            Route("/dashboard/static/{name}", dashboard.asset, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=gateway.lifespan,

@@ -28,6 +28,7 @@ from crossroads.providers.registry import load_factory
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
+from crossroads.telemetry import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Gateway:
             request_timeout=settings.request_timeout,
             models_body=models_body(self.table),
             baselines=settings.baselines,
+            metrics=GatewayMetrics(self.ledger, self.router.health),
         )
         self.ready = False
 
