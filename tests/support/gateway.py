@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 import yaml
 
 from crossroads.config import Settings, load_settings
@@ -39,6 +40,7 @@ class GatewayThread:
             uvicorn.Config(
                 app,
                 lifespan="on",
+                http="httptools",
                 log_level="warning",
                 access_log=False,
                 timeout_graceful_shutdown=10,
@@ -50,7 +52,9 @@ class GatewayThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            # The production stack (uvloop + httptools), as `crossroads serve` runs it.
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(self._server.serve(sockets=[self._sock]))
         except BaseException as exc:  # noqa: BLE001 - reported to the test thread
             self._error = exc
 

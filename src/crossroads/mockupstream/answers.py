@@ -19,6 +19,8 @@ __all__ = [
     "embeddings_body",
     "error_body",
     "plan_answer",
+    "presented_key",
+    "scripted_problem",
     "stream_chunks",
 ]
 
@@ -37,7 +39,7 @@ _ERROR_TYPES = {
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The one tool call a `tool_call` script answers with."""
+    """A tool call a `tool_call` script answers with."""
 
     id: str
     name: str
@@ -53,15 +55,21 @@ class Answer:
     model: str
     content: str
     reasoning: str
-    tool_call: ToolCall | None
-    pieces: tuple[str, ...]  # content pieces, or tool-call argument pieces
+    tool_calls: tuple[ToolCall, ...]
+    pieces: tuple[str, ...]  # content pieces, or the first tool call's argument pieces
     reasoning_pieces: tuple[str, ...]  # with `inline_think`, pieces of the whole think block
     usage: JSON
     inline_think: bool = False  # reasoning goes in `content` as <think>...</think>
+    reasoning_field: str = "reasoning_content"  # where reasoning goes when not inline
+
+    @property
+    def tool_call(self) -> ToolCall | None:
+        """The first tool call, or None."""
+        return self.tool_calls[0] if self.tool_calls else None
 
     @property
     def finish_reason(self) -> str:
-        return "tool_calls" if self.tool_call else "stop"
+        return "tool_calls" if self.tool_calls else "stop"
 
 
 def split_text(text: str, parts: int) -> tuple[str, ...]:
@@ -104,17 +112,21 @@ def _last_user_text(body: JSON) -> str:
     return ""
 
 
-def _chosen_tool(body: JSON) -> JSON | None:
+def _chosen_tools(body: JSON, parallel: bool) -> list[JSON]:
+    """The tool named by `tool_choice`, else the first tool; with `parallel` (and no named tool,
+    and `parallel_tool_calls` not false) every offered tool."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("function")]
     if not tools:
-        return None
+        return []
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         wanted = (choice.get("function") or {}).get("name")
         for tool in tools:
             if tool["function"].get("name") == wanted:
-                return dict(tool["function"])
-    return dict(tools[0]["function"])
+                return [dict(tool["function"])]
+    if parallel and body.get("parallel_tool_calls") is not False:
+        return [dict(tool["function"]) for tool in tools]
+    return [dict(tools[0]["function"])]
 
 
 def _placeholder(schema: Any, text: str) -> Any:
@@ -149,23 +161,40 @@ def _usage(script: Script, body: JSON, completion: int) -> JSON:
     }
 
 
+def _json_content(body: JSON, text: str) -> str | None:
+    """The content a host in JSON mode writes: placeholders for a `json_schema` format's
+    properties, `{"answer": text}` for `json_object`; None when JSON was not asked for."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return json.dumps({"answer": text})
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return json.dumps(_arguments(schema, text))
+    return None
+
+
 def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answer:
-    """Decide the answer to chat request `body`: "mock answer: " plus the last user message,
-    in `script.chunks` pieces; or, when the script says `tool_call` and the request offers tools,
-    a call to the `tool_choice` function (else the first tool) whose arguments fill each schema
+    """Decide the answer to chat request `body`: "mock answer: " plus the last user message
+    (a JSON object when `response_format` asks for one), in `script.chunks` pieces; or, when the
+    script says `tool_call` and the request offers tools, a call to the `tool_choice` function
+    (else the first tool; with `parallel_tools`, every tool) whose arguments fill each schema
     property with a placeholder (strings get the user's text), streamed in pieces. With
     `reasoning=N`, N words of reasoning come first. Default usage: prompt tokens are the words
     in all messages, completion tokens are the pieces plus the reasoning tokens."""
     user_text = _last_user_text(body)
-    tool = _chosen_tool(body) if script.tool_call else None
-    tool_call = None
-    if tool is not None:
+    tools = _chosen_tools(body, script.parallel_tools) if script.tool_call else []
+    tool_calls = []
+    for position, tool in enumerate(tools):
         arguments = json.dumps(_arguments(tool.get("parameters"), user_text))
-        tool_call = ToolCall(f"call_mock_{sequence}", str(tool.get("name", "")), arguments)
+        call_id = f"call_mock_{sequence}" + (f"_{position}" if position else "")
+        tool_calls.append(ToolCall(call_id, str(tool.get("name", "")), arguments))
+    if tool_calls:
         content = ""
-        pieces = split_text(arguments, max(script.chunks, 3))
+        pieces = split_text(tool_calls[0].arguments, max(script.chunks, 3))
     else:
-        content = "mock answer: " + user_text
+        content = _json_content(body, user_text) or "mock answer: " + user_text
         pieces = split_text(content, script.chunks)
     reasoning = " ".join(["thinking"] * script.reasoning)
     reasoning_pieces = split_text(reasoning, min(script.chunks, script.reasoning))
@@ -178,11 +207,12 @@ def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answ
         model=str(body.get("model", "mock")),
         content=content,
         reasoning=reasoning,
-        tool_call=tool_call,
+        tool_calls=tuple(tool_calls),
         pieces=pieces,
         reasoning_pieces=reasoning_pieces if reasoning else (),
         usage=_usage(script, body, len(pieces) + script.reasoning),
         inline_think=inline,
+        reasoning_field=script.reasoning_field,
     )
 
 
@@ -196,15 +226,15 @@ def completion_body(answer: Answer) -> JSON:
     if answer.inline_think:
         message["content"] = _think_block(answer.reasoning) + answer.content
     elif answer.reasoning:
-        message["reasoning_content"] = answer.reasoning
-    if answer.tool_call:
-        call = answer.tool_call
+        message[answer.reasoning_field] = answer.reasoning
+    if answer.tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments},
             }
+            for call in answer.tool_calls
         ]
     return {
         "id": answer.id,
@@ -228,25 +258,30 @@ def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
     """The `chat.completion.chunk` objects of a streamed answer, in order: the role, reasoning
     deltas, content (or tool-call argument) deltas, the finish reason and, when
     `include_usage`, a last chunk with no choices and the usage. As OpenAI does, every other
-    chunk then carries `"usage": null`."""
+    chunk then carries `"usage": null`. Parallel tool calls follow one another, each opened by
+    a delta with its index, id and name."""
     deltas: list[JSON] = []
-    call = answer.tool_call
-    if call:
-        header = {"index": 0, "id": call.id, "type": "function"}
-        first: JSON = {"role": "assistant", "content": None}
-        first["tool_calls"] = [{**header, "function": {"name": call.name, "arguments": ""}}]
-        deltas.append(first)
-    else:
-        deltas.append({"role": "assistant", "content": ""})
+    calls = answer.tool_calls
+    # Hosts stream reasoning before the calls it leads to: the first call opens the first
+    # delta only when no reasoning comes before it.
+    header_first = bool(calls) and not answer.reasoning_pieces
+    first: JSON = {"role": "assistant", "content": None if calls else ""}
+    if header_first:
+        first["tool_calls"] = [_call_header(0, calls[0])]
+    deltas.append(first)
     if answer.inline_think:
         deltas += [{"content": p} for p in answer.reasoning_pieces]
     else:
-        deltas += [{"content": None, "reasoning_content": p} for p in answer.reasoning_pieces]
-    for piece in answer.pieces:
-        if call:
-            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-        else:
-            deltas.append({"content": piece})
+        field = answer.reasoning_field
+        deltas += [{"content": None, field: p} for p in answer.reasoning_pieces]
+    if not calls:
+        deltas += [{"content": piece} for piece in answer.pieces]
+    for index, call in enumerate(calls):
+        if index or not header_first:
+            deltas.append({"tool_calls": [_call_header(index, call)]})
+        pieces = answer.pieces if index == 0 else split_text(call.arguments, len(answer.pieces))
+        for piece in pieces:
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     chunks = [_chunk(answer, [_choice(delta, None)]) for delta in deltas]
     chunks.append(_chunk(answer, [_choice({}, answer.finish_reason)]))
     if include_usage:
@@ -254,6 +289,11 @@ def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
             chunk["usage"] = None
         chunks.append({**_chunk(answer, []), "usage": answer.usage})
     return chunks
+
+
+def _call_header(index: int, call: ToolCall) -> JSON:
+    function = {"name": call.name, "arguments": ""}
+    return {"index": index, "id": call.id, "type": "function", "function": function}
 
 
 def _choice(delta: JSON, finish_reason: str | None) -> JSON:
@@ -314,3 +354,34 @@ def error_body(status: int, message: str, code: str | None = None) -> JSON:
     return {
         "error": {"message": message, "type": kind, "param": None, "code": code or default_code}
     }
+
+
+def presented_key(headers: Any) -> str:
+    """The credential a request presented (`Authorization: Bearer`, or `x-api-key`), or ""."""
+    bearer = str(headers.get("authorization") or "")
+    return bearer.removeprefix("Bearer ").strip() or str(headers.get("x-api-key") or "")
+
+
+def scripted_problem(body: JSON, script: Script) -> str | None:
+    """What a host with the script's request checks (`refuse`, `require_reasoning_replay`)
+    would refuse in the chat request `body`, as its 400 message would say, or None."""
+    for field in script.refuse:
+        if field in body:
+            return f"Unsupported parameter: '{field}' is not supported by this model."
+    if not script.require_reasoning_replay:
+        return None
+    for index, message in enumerate(_messages(body)):
+        if message.get("role") != "assistant" or not message.get("tool_calls"):
+            continue
+        if script.think_tags:
+            if "<think>" not in message_text(message.get("content")):
+                return (
+                    f"messages[{index}]: the assistant message that called tools must be "
+                    "passed back whole, its <think> block included"
+                )
+        elif not message.get("reasoning_content"):
+            return (
+                f"Missing `reasoning_content` field in the assistant message at message index "
+                f"{index}: in thinking mode it must be passed back after a tool call"
+            )
+    return None

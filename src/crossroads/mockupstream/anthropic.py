@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from crossroads.mockupstream.answers import plan_answer, split_text
+from crossroads.mockupstream.answers import plan_answer, presented_key, split_text
 from crossroads.mockupstream.script import Script, ScriptError
 from crossroads.sse import encode_event
 
@@ -98,6 +98,35 @@ def request_problem(body: JSON) -> str | None:
     return None
 
 
+def _scripted_problem(body: JSON, script: Script) -> str | None:
+    """The request checks a script adds: `refuse` (top-level fields), and with
+    `require_reasoning_replay` Anthropic's rule for thinking in tool loops: with thinking
+    enabled, a final assistant turn that used tools must start with its thinking block."""
+    for field in script.refuse:
+        if field in body:
+            return f"{field}: Extra inputs are not permitted"
+    thinking = body.get("thinking")
+    enabled = isinstance(thinking, dict) and thinking.get("type") == "enabled"
+    if not (script.require_reasoning_replay and enabled):
+        return None
+    turns = [(i, m) for i, m in enumerate(body.get("messages") or []) if isinstance(m, dict)]
+    last = next(((i, m) for i, m in reversed(turns) if m.get("role") == "assistant"), None)
+    if last is None:
+        return None
+    index, message = last
+    blocks = _blocks(message)
+    if not any(b.get("type") == "tool_use" for b in blocks):
+        return None
+    first = blocks[0].get("type") if blocks else None
+    if first in ("thinking", "redacted_thinking"):
+        return None
+    return (
+        f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+        f"found `{first}`. When `thinking` is enabled, a final `assistant` message must start "
+        "with a thinking block"
+    )
+
+
 def _message_problem(message: Any, previous: JSON, index: int) -> str | None:
     where = f"messages.{index}"
     if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
@@ -159,7 +188,14 @@ class _Plan:
 
 
 def _openai_view(body: JSON) -> JSON:
-    """The request as the shared planner reads it (OpenAI tools and tool_choice)."""
+    """The request as the shared planner reads it (OpenAI tools and tool_choice; a user turn of
+    tool results only is a `tool` message, so the answer after a tool loop quotes the user's
+    question on both endpoints)."""
+    messages = [
+        {**m, "role": "tool"} if _only_tool_results(m) else m
+        for m in body.get("messages") or []
+        if isinstance(m, dict)
+    ]
     tools = [
         {
             "type": "function",
@@ -168,7 +204,12 @@ def _openai_view(body: JSON) -> JSON:
         for t in body.get("tools") or []
         if isinstance(t, dict)
     ]
-    return {"model": body.get("model"), "messages": body.get("messages"), "tools": tools}
+    return {"model": body.get("model"), "messages": messages, "tools": tools}
+
+
+def _only_tool_results(message: JSON) -> bool:
+    blocks = _blocks(message)
+    return bool(blocks) and all(b.get("type") == "tool_result" for b in blocks)
 
 
 def _chosen_tools(body: JSON, view: JSON) -> list[JSON]:
@@ -282,7 +323,8 @@ async def answer_messages(
 ) -> web.StreamResponse:
     """Answer one `POST /v1/messages` as its script says (see `parse_script`; `error_body`
     makes error bodies Anthropic-shaped, and alone makes a 200 that carries an error: a body of
-    type "error", or a stream cut by an `error` event; `no_done` leaves out `message_stop`)."""
+    type "error", or a stream cut by an `error` event; `no_done` leaves out `message_stop`;
+    `refuse` and `require_reasoning_replay` add request checks, see `_scripted_problem`)."""
     if body is None:
         return _error_response(400, "the request body must be a JSON object", record.sequence)
     try:
@@ -297,8 +339,8 @@ async def answer_messages(
         upstream._abort(request, record)
         return web.Response()
     if script.status != 200:
-        return await _status_answer(script, record.sequence)
-    problem = request_problem(body)
+        return await _status_answer(script, record.sequence, presented_key(request.headers))
+    problem = request_problem(body) or _scripted_problem(body, script)
     if problem:
         return _error_response(400, problem, record.sequence)
     plan = _plan(body, script, record.sequence)
@@ -314,17 +356,19 @@ async def answer_messages(
     return await upstream._send_body(request, record, script, payload)
 
 
-async def _status_answer(script: Script, sequence: int) -> web.Response:
+async def _status_answer(script: Script, sequence: int, key: str) -> web.Response:
     await asyncio.sleep(script.latency)
     headers = {"retry-after": script.retry_after} if script.retry_after else {}
     if script.status in (204, 304):
         return web.Response(status=script.status, headers=headers)
+    message = f"mock upstream error, status {script.status}"
+    if script.echo_key:
+        message += f": invalid x-api-key {key}"
     if script.error_body:
-        message = f"mock upstream error, status {script.status}"
         payload = orjson.dumps(error_body(script.status, message, sequence))
         headers["Content-Type"] = "application/json"
     else:
-        payload = f"mock upstream: HTTP {script.status}".encode()
+        payload = (message if script.echo_key else f"mock upstream: HTTP {script.status}").encode()
         headers["Content-Type"] = "text/plain"
     return web.Response(status=script.status, body=payload, headers=headers)
 

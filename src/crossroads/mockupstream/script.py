@@ -12,6 +12,7 @@ from typing import Any, Literal
 __all__ = ["Script", "ScriptError", "parse_script"]
 
 ResetMode = Literal["before", "during"]
+ReasoningField = Literal["reasoning_content", "reasoning"]
 
 
 class ScriptError(ValueError):
@@ -47,6 +48,11 @@ class Script:
     cached: int = 0
     reasoning: int = 0
     think_tags: bool = False
+    reasoning_field: ReasoningField = "reasoning_content"
+    parallel_tools: bool = False
+    refuse: tuple[str, ...] = ()
+    require_reasoning_replay: bool = False
+    echo_key: bool = False
     mix: tuple[tuple[Script, float], ...] = ()
     source: str = ""
 
@@ -104,6 +110,21 @@ def _reset(value: str) -> ResetMode:
     raise ValueError("must be 'before' or 'during'")
 
 
+def _reasoning_field(value: str) -> ReasoningField:
+    if value == "reasoning_content":
+        return "reasoning_content"
+    if value == "reasoning":
+        return "reasoning"
+    raise ValueError("must be 'reasoning_content' or 'reasoning'")
+
+
+def _fields(value: str) -> tuple[str, ...]:
+    names = tuple(value.split("+"))
+    if not all(name.isidentifier() for name in names):
+        raise ValueError("must be request field names joined by '+', e.g. refuse=logprobs+n")
+    return names
+
+
 def _usage(value: str) -> tuple[int, int]:
     prompt, slash, completion = value.partition("/")
     if not slash:
@@ -122,10 +143,15 @@ _VALUED: dict[str, Callable[[str], Any]] = {
     "usage": _usage,
     "cached": _count,
     "reasoning": _count,
+    "reasoning_field": _reasoning_field,
+    "refuse": _fields,
 }
 _FLAGS = frozenset(
-    {"hang", "malformed", "truncate", "no_done", "tool_call", "error_body", "think_tags"},
-)
+    {
+        "hang", "malformed", "truncate", "no_done", "tool_call", "error_body", "think_tags",
+        "parallel_tools", "require_reasoning_replay", "echo_key",
+    },
+)  # fmt: skip
 
 
 def _apply_tokens(text: str, fields: dict[str, Any]) -> None:
@@ -190,7 +216,23 @@ def parse_script(text: str) -> Script:
       `usage=P/C`: prompt/completion tokens to report; `cached=N`: cached prompt tokens;
       `reasoning=N`: N reasoning tokens and a `reasoning_content` answer before the content;
       `think_tags`: that reasoning inline in `content` as `<think>...</think>` instead (as
-      MiniMax and some DeepSeek-R1 hosts send it), streamed in pieces that cut the tags.
+      MiniMax and some DeepSeek-R1 hosts send it), streamed in pieces that cut the tags;
+      `reasoning_field=reasoning`: that reasoning in a `reasoning` field instead of
+      `reasoning_content` (as OpenRouter, Groq and vLLM send it).
+    - `parallel_tools`: with `tool_call`, call every offered tool in one answer (unless the
+      request names one tool or sets `parallel_tool_calls: false`); the Anthropic endpoint
+      always does.
+    - `response_format` `json_object` or `json_schema` in the request (no token): the answer's
+      content is a JSON object, as a host in JSON mode writes it.
+    - Request checks, each answered with the host's own 400 before any answer: `refuse=A+B`:
+      the request carries one of those top-level fields (as GLM refuses `stream_options`);
+      `require_reasoning_replay`: an assistant turn that called tools came back without its
+      reasoning (DeepSeek's thinking mode: no `reasoning_content`; with `think_tags`, no
+      `<think>` block in `content`; Anthropic with thinking enabled: a final assistant turn
+      with tool_use that does not start with a thinking block).
+    - `echo_key`: an error status's body quotes the credential the request presented, as
+      OpenAI's 401 does ("Incorrect API key provided: ..."), so tests can prove the gateway
+      never relays it.
     - `mix=SCRIPT:P|SCRIPT:P|...` must come last and takes the rest of the text: weighted
       alternatives, each applied on top of the tokens before `mix=`; the left-over
       probability answers with those tokens alone.

@@ -25,6 +25,8 @@ from crossroads.mockupstream.answers import (
     embeddings_body,
     error_body,
     plan_answer,
+    presented_key,
+    scripted_problem,
     stream_chunks,
 )
 from crossroads.mockupstream.anthropic import answer_messages
@@ -296,6 +298,9 @@ class MockUpstream:
         early = await self._preamble(request, record, script)
         if early is not None:
             return early
+        problem = scripted_problem(body, script) if chat else None
+        if problem:
+            return json_response(error_body(400, problem), 400)
         if chat and body.get("stream"):
             return await self._stream(request, record, script, body)
         await asyncio.sleep(script.latency)
@@ -325,12 +330,16 @@ class MockUpstream:
         headers = {"Retry-After": script.retry_after} if script.retry_after else {}
         if script.status in (204, 304):
             return web.Response(status=script.status, headers=headers)
+        message = f"mock upstream error, status {script.status}"
+        if script.echo_key:
+            message += f": Incorrect API key provided: {presented_key(request.headers)}"
         if script.error_body:
-            message = f"mock upstream error, status {script.status}"
             payload = orjson.dumps(error_body(script.status, message))
             headers["Content-Type"] = "application/json"
         else:
             payload = f"mock upstream: HTTP {script.status}".encode()
+            if script.echo_key:
+                payload = message.encode()
             headers["Content-Type"] = "text/plain"
         return web.Response(status=script.status, body=payload, headers=headers)
 
