@@ -40,11 +40,6 @@ ANTHROPIC_NO_JSON_MODE = (
     "Anthropic Messages has no response_format; the adapter refuses it with a 400 rather than "
     "drop it silently"
 )
-ANTHROPIC_NO_REPLAY = (
-    "the Anthropic adapter keeps no reasoning cache: Anthropic rejects a tool-use turn without "
-    "its signed thinking block, so an OpenAI-client agent must send back reasoning_content and "
-    "reasoning_signature itself"
-)
 ANTHROPIC_QUIRKS = "require_reasoning_replay"  # Anthropic's rule for thinking in tool loops
 THINKS = "reasoning=4"  # a model that always reasons: every answer carries reasoning first
 R1 = "deepseek-ai/DeepSeek-R1"
@@ -109,7 +104,7 @@ def _anthropic(target_id: str, model: str) -> Target:
         upstream_model=model,
         quirks=ANTHROPIC_QUIRKS,
         reasoning="thinking_blocks",
-        absent={"json_mode": ANTHROPIC_NO_JSON_MODE, "reasoning_replay": ANTHROPIC_NO_REPLAY},
+        absent={"json_mode": ANTHROPIC_NO_JSON_MODE},
     )
 
 

@@ -18,6 +18,7 @@ from crossroads.providers.anthropic.answer import completion_from_message
 from crossroads.providers.anthropic.convert import build_request
 from crossroads.providers.anthropic.errors import from_error_object, from_status
 from crossroads.providers.anthropic.stream import StreamConverter
+from crossroads.providers.anthropic.thinking_memory import StreamThinking, ThinkingMemory
 from crossroads.providers.anthropic.wire import API_VERSION
 from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
 from crossroads.sse import SSEDecoder
@@ -42,6 +43,7 @@ class AnthropicProvider:
         # The catalog's base URLs have no /v1 (https://api.anthropic.com); tolerate one that does.
         self._url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
         self._default_max_tokens = _option_max_tokens(spec)
+        self._thinking = ThinkingMemory()
         scheme = spec.options.get("auth_scheme", "x-api-key")
         if scheme not in _AUTH_SCHEMES:
             raise ConfigError(
@@ -79,8 +81,9 @@ class AnthropicProvider:
             self._session = None
 
     def _encode(self, call: UpstreamCall, stream: bool) -> bytes:
+        body = self._thinking.restore(call.body)
         request: dict[str, Any] = dict(
-            build_request(call.body, default_max_tokens=self._default_max_tokens)
+            build_request(body, default_max_tokens=self._default_max_tokens)
         )
         if stream:
             request["stream"] = True
@@ -142,6 +145,8 @@ class AnthropicProvider:
         document, usage = completion_from_message(
             data, created=int(time.time()), model=str(call.body.get("model", ""))
         )
+        for choice in document.get("choices") or ():
+            self._thinking.remember_message(choice.get("message") or {})
         return Completion(body=orjson.dumps(document), data=document, usage=usage)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
@@ -150,6 +155,7 @@ class AnthropicProvider:
         converter = StreamConverter(
             self.id, created=int(time.time()), model=str(call.body.get("model", ""))
         )
+        thinking = StreamThinking()
         try:
             content = response.content
             while not converter.finished:
@@ -169,8 +175,10 @@ class AnthropicProvider:
                     break
                 for event in decoder.feed(raw):
                     for chunk in converter.feed(event.data, event.event):
+                        thinking.see(chunk)
                         yield _stream_chunk(chunk, converter)
                     if converter.finished:
+                        thinking.commit(self._thinking)
                         break
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc, mid_stream=True) from None

@@ -1,0 +1,101 @@
+"""Gives agents back the signed thinking they dropped. With extended thinking on, Anthropic (and
+the Anthropic-compatible endpoints) answer 400 when the assistant turn that made tool calls comes
+back without its thinking block ("Expected `thinking` ... but found `tool_use`"); agents that
+speak OpenAI's format through the gateway often keep only `content` and `tool_calls`.
+
+The memory keeps the thinking text and signature of every answer that called tools, keyed by
+tool-call id, and puts them back into later requests' assistant turns whose tool calls carry
+those ids. A bounded LRU in this process: across replicas, or after eviction, a miss means the
+upstream sees the request as the client sent it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+DEFAULT_SIZE = 10_000
+
+
+class ThinkingMemory:
+    """Tool-call id -> (thinking text, signature). One event loop; not thread-safe."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, call_ids: Iterable[str], reasoning: str, signature: str) -> None:
+        if not (reasoning and signature):
+            return  # unsigned thinking cannot be sent back to Anthropic anyway
+        for call_id in call_ids:
+            if call_id:
+                self._entries[call_id] = (reasoning, signature)
+                self._entries.move_to_end(call_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def remember_message(self, message: Mapping[str, Any]) -> None:
+        """From an OpenAI-shaped assistant message (a whole answer)."""
+        reasoning, signature = message.get("reasoning_content"), message.get("reasoning_signature")
+        if isinstance(reasoning, str) and isinstance(signature, str):
+            self.remember(_call_ids(message.get("tool_calls")), reasoning, signature)
+
+    def restore(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`body` with remembered thinking put back into assistant turns that lost it; the same
+        object when nothing was missing (never mutated)."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not self._entries:
+            return body
+        changed: dict[int, dict[str, Any]] = {}
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") != "assistant":
+                continue
+            if message.get("reasoning_signature"):
+                continue
+            for call_id in _call_ids(message.get("tool_calls")):
+                found = self._entries.get(call_id)
+                if found is not None:
+                    reasoning, signature = found
+                    changed[index] = {
+                        **message,
+                        "reasoning_content": reasoning,
+                        "reasoning_signature": signature,
+                    }
+                    break
+        if not changed:
+            return body
+        return {**body, "messages": [changed.get(i, m) for i, m in enumerate(messages)]}
+
+
+class StreamThinking:
+    """Collects, from the OpenAI-shaped chunks of one stream, what `ThinkingMemory` needs."""
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.signature = ""
+        self.call_ids: list[str] = []
+
+    def see(self, chunk: Mapping[str, Any]) -> None:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("reasoning_content"), str):
+                self.reasoning.append(delta["reasoning_content"])
+            if isinstance(delta.get("reasoning_signature"), str):
+                self.signature = delta["reasoning_signature"]
+            self.call_ids += _call_ids(delta.get("tool_calls"))
+
+    def commit(self, memory: ThinkingMemory) -> None:
+        memory.remember(self.call_ids, "".join(self.reasoning), self.signature)
+
+
+def _call_ids(tool_calls: Any) -> list[str]:
+    if not isinstance(tool_calls, list):
+        return []
+    return [
+        str(call["id"])
+        for call in tool_calls
+        if isinstance(call, Mapping) and isinstance(call.get("id"), str) and call["id"]
+    ]
