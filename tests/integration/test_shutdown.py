@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from crossroads.ledger.record import Status
 from crossroads.mockupstream import MockUpstreamThread
@@ -21,7 +22,9 @@ from support.gateway import read_ledger, write_config
 IN_FLIGHT = 40
 
 
-def start_gateway(config_path: Path, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def start_gateway(
+    config_path: Path, data_dir: Path, workers: int = 1
+) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -36,6 +39,8 @@ def start_gateway(config_path: Path, data_dir: Path) -> tuple[subprocess.Popen[s
             str(data_dir),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -51,15 +56,16 @@ def start_gateway(config_path: Path, data_dir: Path) -> tuple[subprocess.Popen[s
     raise AssertionError(f"gateway exited early with {proc.wait()}")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_under_load_loses_no_ledger_record(
-    tmp_path: Path, mock: MockUpstreamThread
+    tmp_path: Path, mock: MockUpstreamThread, workers: int
 ) -> None:
     config = {
         "embedded": {"enabled": False},
         "providers": {"up": {"type": "openai", "base_url": mock.url}},
         "models": [{"name": "slow", "provider": "up", "upstream_model": "mock:latency=1.0"}],
     }
-    proc, url = start_gateway(write_config(tmp_path, config), tmp_path / "data")
+    proc, url = start_gateway(write_config(tmp_path, config), tmp_path / "data", workers)
     try:
 
         def one(i: int) -> int:

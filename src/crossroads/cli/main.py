@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = load_settings(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
-    serve(settings, log_level=args.log_level)
+    serve(settings, log_level=args.log_level, workers=args.workers)
     return 0
 
 
@@ -68,6 +68,13 @@ def parser() -> argparse.ArgumentParser:
         "--data-dir", help="where the ledger lives (default $CROSSROADS_DATA_DIR or ./data)"
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (default 1; use the Redis limits backend for "
+        "exact limits across workers)",
+    )
     serve.set_defaults(func=_serve)
 
     models = sub.add_parser("models", help="list every model the catalog knows")

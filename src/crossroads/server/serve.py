@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import socket
 import sys
 
@@ -44,11 +47,59 @@ def banner(settings: Settings, host: str, port: int) -> str:
     return "\n".join(lines)
 
 
-def serve(settings: Settings, *, log_level: str = "warning") -> None:
+def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -> None:
     """Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets requests
-    in flight finish (up to 30 s), and flushes the ledger."""
+    in flight finish (up to 30 s), and flushes the ledger.
+
+    With `workers` > 1 the socket is bound once and shared by that many forked processes, each
+    with its own event loop, connection pools and ledger writer (SQLite in WAL mode, or
+    PostgreSQL, takes their writes); the parent only supervises and forwards signals. Rate
+    limits and budgets are exact across workers only with the Redis limits backend."""
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
+    if workers <= 1:
+        try:
+            ok = _run_worker(settings, sock, log_level, announce=(host, port))
+        finally:
+            sock.close()
+        if not ok:
+            sys.exit(1)
+        return
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: no supervisor state, default signal handling
+            code = 1
+            try:
+                ok = _run_worker(
+                    settings, sock, log_level, announce=(host, port) if index == 0 else None
+                )
+                code = 0 if ok else 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        failed += os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
+    if failed:
+        sys.exit(1)
+
+
+def _run_worker(
+    settings: Settings, sock: socket.socket, log_level: str, announce: tuple[str, int] | None
+) -> bool:
+    """Runs one server process on `sock` until shutdown; True if it started. Prints the banner
+    once it serves, when `announce` gives the address to show."""
     app = build_app(settings)
     config = uvicorn.Config(
         app,
@@ -67,14 +118,10 @@ def serve(settings: Settings, *, log_level: str = "warning") -> None:
         # uvicorn offers no start-up callback; poll its flag until it serves or gives up.
         while not server.started and not task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        if server.started:
-            print(banner(settings, host, port), flush=True)
+        if server.started and announce is not None:
+            print(banner(settings, *announce), flush=True)
         await task
 
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run())
-    finally:
-        sock.close()
-    if not server.started:
-        sys.exit(1)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
+    return bool(server.started)
