@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from starlette.requests import Request
 
@@ -72,6 +74,17 @@ def authenticate(services: Services, request: Request, exchange: Exchange) -> Pr
     return principal
 
 
+def has_images(body: Mapping[str, Any]) -> bool:
+    """Whether an OpenAI-shaped request carries image parts (they need a vision model)."""
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and part.get("type") == "image_url" for part in content
+        ):
+            return True
+    return False
+
+
 async def admit(
     services: Services,
     request: Request,
@@ -82,10 +95,13 @@ async def admit(
     stream: bool,
     max_output: int | None,
     trace: Trace,
+    body: Mapping[str, Any] | None = None,
 ) -> Admitted:
     """Plans the route under the principal's policies and admits the request under its
     limits. Raises ModelNotFoundError (404), PolicyError (403), InvalidRequestError (400) for
     an unsatisfiable preference, RateLimitError / BudgetError (429)."""
+    if body is not None and has_images(body):
+        options = replace(options, needs_vision=True)
     route = services.router.route(model)
     plan = services.router.plan(route, options, stream=stream, policy=Gate.policy_check(principal))
     admission = await services.gate.admit(

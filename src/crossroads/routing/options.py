@@ -53,6 +53,8 @@ class RoutingOptions:
     # The expected token mix, for price ordering.
     prompt_tokens: int = 0
     completion_tokens: int = 1000
+    # The request carries images: deployments whose model is known not to see them are left out.
+    needs_vision: bool = False
 
 
 DEFAULT_OPTIONS = RoutingOptions()

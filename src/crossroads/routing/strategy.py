@@ -33,6 +33,8 @@ def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
         return f"provider '{dep.provider}' is not in provider.only"
     if dep.provider in options.ignore:
         return f"provider '{dep.provider}' is in provider.ignore"
+    if options.needs_vision and dep.model is not None and not dep.model.capabilities.vision:
+        return f"model '{dep.model.id}' does not accept images"
     for bound, price, what in (
         (options.max_prompt_price, dep.prices.input if dep.prices else None, "prompt"),
         (options.max_completion_price, dep.prices.output if dep.prices else None, "completion"),

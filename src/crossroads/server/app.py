@@ -21,7 +21,7 @@ from crossroads.ingress.openai.embeddings import embeddings
 from crossroads.ingress.openai.errors import error_body, error_response
 from crossroads.ledger.store import LedgerStore
 from crossroads.server import admin_governance as gov
-from crossroads.server import dashboard
+from crossroads.server import admin_reports, dashboard
 from crossroads.server.admin import deployment_health
 from crossroads.server.metrics import metrics
 from crossroads.server.runtime import Gateway
@@ -132,6 +132,8 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/admin/teams", gov.put_team, methods=["POST", "PUT"]),
             Route("/admin/teams", gov.list_teams, methods=["GET"]),
             Route("/v1/route/explain", gov.explain, methods=["POST"]),
+            Route("/admin/reports/{kind}", admin_reports.report, methods=["GET"]),
+            Route("/admin/ledger", admin_reports.ledger, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/dashboard", dashboard.page, methods=["GET"]),
             Route("/dashboard/api/data", dashboard.data, methods=["GET"]),

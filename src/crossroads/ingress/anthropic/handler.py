@@ -92,6 +92,7 @@ async def messages(request: Request) -> Response:
             stream=converted.stream,
             max_output=max_output if isinstance(max_output, int) else None,
             trace=trace,
+            body=converted.body,
         )
         if converted.stream:
             stream = await unless_disconnected(

@@ -61,6 +61,7 @@ async def chat_completions(request: Request) -> Response:
             stream=req.stream,
             max_output=req.output_limit,
             trace=trace,
+            body=data,
         )
         if req.stream:
             stream = await unless_disconnected(
