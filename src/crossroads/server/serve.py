@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0), so asyncio recognises the socket as TCP and sets TCP_NODELAY on the
+    # connections it accepts; without it every answer can wait ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
@@ -89,8 +91,16 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
     signal.signal(signal.SIGINT, forward)
     failed = 0
     for pid in children:
-        _, status = os.waitpid(pid, 0)
-        failed += os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:  # a forwarded signal interrupted the wait: wait again
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            failed += 1
+            print(f"crossroads: worker {pid} ended with status {code}", file=sys.stderr)
     if failed:
         sys.exit(1)
 

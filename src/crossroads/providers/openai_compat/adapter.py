@@ -199,6 +199,7 @@ class OpenAICompatProvider:
         decoder = SSEDecoder()
         finished = False  # a choice reported its finish_reason
         done = False  # the [DONE] sentinel arrived
+        reusable = False  # the body was read to its end, so the connection can be pooled
         try:
             content = response.content
             waiting_first = True  # the first event is held to the first-byte timeout too
@@ -235,12 +236,16 @@ class OpenAICompatProvider:
                             data = orjson.dumps(out)
                     yield _chunk(data, obj, dropped if waiting_first else ())
                     waiting_first = False
+            if done:
+                # Read what follows [DONE] (with chunked encoding, the terminating chunk) so the
+                # connection goes back to the pool instead of being closed.
+                reusable = await _drain(response.content, min(0.2, self._remaining(call)))
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc, mid_stream=True) from None
         finally:
             # Closing (not releasing) drops the connection, which is how an upstream learns
             # that nobody is reading any more and stops generating.
-            if done:
+            if done and reusable:
                 response.release()
             else:
                 response.close()
@@ -250,6 +255,19 @@ class OpenAICompatProvider:
                 retryable=True,
                 code="upstream_truncated",
             )
+
+
+async def _drain(content: aiohttp.StreamReader, seconds: float) -> bool:
+    """Reads to the end of the body within `seconds`; True when the end was reached."""
+    if seconds <= 0:
+        return False
+    try:
+        async with asyncio.timeout(seconds):
+            while await content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return True
 
 
 def _decode_event(provider: str, data: str) -> dict[str, Any]:

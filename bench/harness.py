@@ -1,0 +1,532 @@
+"""`make bench` (`bench/run`): starts an nginx mock upstream, then each target in turn in front of
+it (the mock itself, an nginx reverse proxy, Crossroads, and with PEERS=1 LiteLLM and Portkey),
+drives each with wrk in bounded, repeated runs, and prints and saves the figures.
+
+Settings come from flags or the environment: BENCH_DURATION (s per run, default 10),
+BENCH_REPS (3), BENCH_WARMUP (2), BENCH_QUICK=1 (3 s, 1 repetition, 1 s warm-up), PEERS=1.
+`--profile` instead records a py-spy profile of the gateway under load. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import deps, measure, pyspy, report, system, targets, wrk
+from bench.measure import RunResult
+from bench.targets import Target
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+CONNECTIONS = (1, 50, 200)  # latency at 1 and 50; throughput at 50 and 200
+BUSY_LOAD = 0.5  # a 1-minute load average above this before we start: someone else is busy
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    peers = os.environ.get("PEERS", "") not in ("", "0")
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", default=quick, help="3 s runs, 1 repetition")
+    p.add_argument("--peers", action="store_true", default=peers, help="also LiteLLM, Portkey")
+    p.add_argument("--duration", type=float, help="seconds per run (default 10; quick 3)")
+    p.add_argument("--reps", type=int, help="repetitions (default 3; quick 1)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds per mode (default 2; quick 1)")
+    p.add_argument(
+        "--targets", help="comma-separated subset of mock,nginx,crossroads,litellm,portkey"
+    )
+    p.add_argument("--modes", default="json,stream", help="json, stream or both")
+    p.add_argument(
+        "--connections", default=",".join(map(str, CONNECTIONS)), help="wrk connection counts"
+    )
+    p.add_argument("--threads", type=int, default=int(_env_float("BENCH_WRK_THREADS", 1)))
+    p.add_argument("--timeout", type=float, default=30.0, help="wrk --timeout, seconds")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=int(_env_float("BENCH_RETRIES", 2)),
+        help="repeat a run spoiled by other processes' CPU load up to this many times",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=_env_float("BENCH_QUIET_WAIT", 30.0),
+        help="before each run, wait up to this many seconds for other processes to go idle",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    p.add_argument(
+        "--profile",
+        choices=["json", "stream"],
+        help="record a py-spy profile of Crossroads under this load instead of benchmarking",
+    )
+    p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    args = p.parse_args(argv)
+    args.duration = args.duration or _env_float("BENCH_DURATION", 3.0 if args.quick else 10.0)
+    args.reps = args.reps or int(_env_float("BENCH_REPS", 1 if args.quick else 3))
+    if args.warmup is None:
+        args.warmup = _env_float("BENCH_WARMUP", 1.0 if args.quick else 2.0)
+    default_targets = "mock,nginx,crossroads" + (",litellm,portkey" if args.peers else "")
+    args.targets = (args.targets or default_targets).split(",")
+    args.modes = args.modes.split(",")
+    args.connections = [int(c) for c in args.connections.split(",")]
+    return args
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+class Bench:
+    """One benchmark session: the temporary folder, the mock, the RSS sampler, every run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir = Path(tempfile.mkdtemp(prefix="crossroads-bench-"))
+        self.sampler = system.RssSampler()
+        self.runs: list[RunResult] = []
+        self.warnings: list[str] = []
+        self.answer_checks: dict[str, dict[str, str]] = {}
+        self.ledger: dict[str, Any] | None = None
+        self.crossroads_log: dict[str, Any] | None = None
+        self.smoke_requests: dict[str, int] = {}
+        self.mock: Target | None = None
+        self.target_git: dict[str, dict[str, Any]] = {}
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        say(f"WARNING: {message}")
+
+    # --- targets --------------------------------------------------------------------------
+
+    def starter(self, name: str) -> Callable[[], Target]:
+        assert self.mock is not None
+        mock_port = self.mock.port
+        if name == "mock":
+            mock = self.mock
+            return lambda: mock
+        if name == "nginx":
+            return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
+        if name == "crossroads":
+            binary = Path(sys.executable).parent / "crossroads"
+            return lambda: targets.start_crossroads(self.workdir, mock_port, binary)
+        if name == "litellm":
+            return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
+        if name == "portkey":
+            return lambda: targets.start_portkey(self.workdir, mock_port, *deps.ensure_portkey())
+        raise SystemExit(f"unknown target {name!r}")
+
+    def check_answers(self, target: Target) -> None:
+        checks = {mode: targets.check_answer(target, mode) for mode in self.args.modes}
+        self.smoke_requests[target.name] = len(checks)
+        self.answer_checks[target.name] = checks
+        for mode, outcome in checks.items():
+            if outcome != "ok":
+                message = f"{target.name} {mode}: the answer is not the mock's: {outcome}"
+                if target.name in ("mock", "nginx", "crossroads"):
+                    raise RuntimeError(message)
+                self.warn(message + " (measured anyway; read its figures with care)")
+
+    def bench_target(self, name: str) -> None:
+        say(f"==> {report.LABELS.get(name, name)}: starting")
+        # The code measured is the tree as it is now; record it, since the tree may move on.
+        self.target_git[name] = git_state()
+        started = time.monotonic()
+        target = self.starter(name)()
+        took = time.monotonic() - started
+        say(f"    pid {target.process.pid}, port {target.port}, up in {took:.1f}s")
+        try:
+            self.sampler.watch(name, target.process.pid)
+            self.check_answers(target)
+            scripts = {
+                mode: wrk.write_script(
+                    self.workdir / f"wrk-{name}-{mode}.lua",
+                    target.body(mode),
+                    target.headers.get(mode, {}),
+                )
+                for mode in self.args.modes
+            }
+            for mode in self.args.modes:
+                if self.args.warmup > 0:
+                    self.runs.append(self.one(target, mode, 50, -1, scripts[mode], warmup=True))
+            for rep in range(self.args.reps):
+                for mode in self.args.modes:
+                    for conns in self.args.connections:
+                        self.runs.append(self.one(target, mode, conns, rep, scripts[mode]))
+        except RuntimeError as exc:
+            if target.process.alive():
+                raise
+            code = target.process.proc.returncode
+            raise RuntimeError(
+                f"{exc}\n{name} had exited with status {code}; its log ends:\n"
+                + target.process.log_tail()
+            ) from None
+        finally:
+            if target is not self.mock:
+                self.stop(target)
+            self.sampler.forget(name)
+        if name == "crossroads":
+            self.check_ledger(target)
+
+    def one(
+        self,
+        target: Target,
+        mode: str,
+        conns: int,
+        rep: int,
+        script: Path,
+        warmup: bool = False,
+        retries: int | None = None,
+        seconds: float | None = None,
+        wait: bool = True,
+        label: str | None = None,
+    ) -> RunResult:
+        """One run; a noisy one (others busy) is repeated, after waiting for quiet, up to
+        `retries` (default --retries) times. Repeated runs stay in `self.runs`, discarded."""
+        assert self.mock is not None
+        what = label or ("warm-up" if warmup else f"rep {rep + 1}/{self.args.reps}")
+        ours = {os.getpid(), *system.tree(target.process.pid), *system.tree(self.mock.process.pid)}
+        retries = 0 if warmup else self.args.retries if retries is None else retries
+        for attempt in range(1 + retries):
+            if wait and not warmup:
+                quiet, who = measure.wait_quiet(ours, max_wait=self.args.quiet_wait)
+                if not quiet:
+                    say(f"    (still busy after {self.args.quiet_wait:g}s: {who}; running anyway)")
+            result = measure.run(
+                target,
+                self.mock,
+                mode,
+                connections=conns,
+                seconds=seconds or (self.args.warmup if warmup else self.args.duration),
+                rep=rep,
+                script=script,
+                sampler=self.sampler,
+                threads=self.args.threads,
+                timeout_s=self.args.timeout,
+            )
+            self.print_run(result, mode, conns, what)
+            if warmup or not result.noisy:
+                return result
+            note = (
+                f"{target.name} {mode} c={conns} {what}: other processes used "
+                f"{result.other_cores:.2f} cores (steal {result.steal_cores:.2f}): "
+                f"{', '.join(result.others) or 'short-lived processes'}"
+            )
+            if attempt < retries:
+                say(f"    noisy ({note}); repeating it")
+                self.runs.append(dataclasses.replace(result, discarded=True))
+            else:
+                self.warn(note + "; kept, but it is not a clean measurement")
+        return result
+
+    def print_run(self, result: RunResult, mode: str, conns: int, what: str) -> None:
+        w = result.wrk
+        cpu = result.cpu_ms_per_request
+        say(
+            f"    {mode:<6} c={conns:<3} {what:<9} {w.rps:>10,.0f} req/s  "
+            f"p50 {w.latency_ms.get('p50', 0):8.3f} ms  p99 {w.latency_ms.get('p99', 0):8.3f} ms  "
+            f"cpu {cpu if cpu is not None else 0:.4f} ms/req  "
+            f"rss {result.server_peak_rss / 2**20:5.0f} MB  errors {w.errors}  "
+            f"busy {result.machine_busy_cores:.2f} other {result.other_cores:.2f} cores"
+        )
+
+    def stop(self, target: Target) -> None:
+        code = target.process.stop(target.stop_signal)
+        # uvicorn re-raises the SIGTERM it handled once shutdown is complete: -15 is a clean exit.
+        if target.name == "crossroads" and code not in (0, -signal.SIGTERM):
+            self.warn(f"crossroads exited with status {code} on SIGTERM")
+
+    def check_ledger(self, target: Target) -> None:
+        """After SIGTERM (every pending record flushed): one record per request wrk completed,
+        warm-ups and the answer checks included. wrk does not count requests cut off when a
+        run ends, whose records the gateway writes as cancelled, so a few more is expected."""
+        assert target.data_dir is not None
+        db = sqlite3.connect(target.data_dir / "ledger.sqlite3")
+        try:
+            rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+            by_status = dict(db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status"))
+            by_stream = dict(db.execute("SELECT stream, COUNT(*) FROM requests GROUP BY stream"))
+            priced = db.execute("SELECT COUNT(*) FROM requests WHERE cost_usd > 0").fetchone()[0]
+        except sqlite3.Error as exc:
+            self.warn(f"cannot read the ledger: {exc}")
+            return
+        finally:
+            db.close()
+        mine = [r for r in self.runs if r.target == "crossroads"]
+        completed = sum(r.wrk.requests for r in mine)
+        expected = completed + self.smoke_requests.get("crossroads", 0)
+        # At most one request per connection is in flight when a run ends.
+        in_flight = sum(r.connections for r in mine)
+        self.ledger = {
+            "ledger_rows": rows,
+            "wrk_completed_plus_checks": expected,
+            "difference": rows - expected,
+            "in_flight_at_run_ends_max": in_flight,
+            "consistent": 0 <= rows - expected <= in_flight,
+            "by_status": by_status,
+            "by_stream": {str(k): v for k, v in by_stream.items()},
+            "priced_rows": priced,
+        }
+        say(
+            f"    ledger: {rows:,} rows; wrk completed {completed:,} + {expected - completed} "
+            f"answer checks = {expected:,}; difference {rows - expected:+,} (at most {in_flight} "
+            f"were in flight when runs ended); by status {by_status}"
+        )
+        if not self.ledger["consistent"]:
+            self.warn(
+                f"ledger rows minus completed requests is {rows - expected}, outside "
+                f"[0, {in_flight}]: records are missing or duplicated"
+            )
+        log = target.process.log.read_text(errors="replace")
+        problems = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
+        self.crossroads_log = {"lines": len(log.splitlines()), "error_lines": len(problems)}
+        if problems:
+            self.warn(f"crossroads logged {len(problems)} error lines, first: {problems[0]}")
+
+    # --- session --------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        load_before = system.load_average()
+        say("==> Load average before: " + " ".join(f"{v:.2f}" for v in load_before))
+        if load_before[0] > BUSY_LOAD:
+            self.warn(
+                f"1-minute load average is {load_before[0]:.2f} before starting: something else "
+                "is using the CPUs; the per-run 'other' column says how much it disturbs runs"
+            )
+        started = dt.datetime.now(dt.UTC)
+        self.sampler.start()
+        say(f"==> Working folder {self.workdir}")
+        self.mock = targets.start_mock(self.workdir)
+        self.sampler.watch("mock", self.mock.process.pid)
+        say(f"==> nginx mock upstream on 127.0.0.1:{self.mock.port} (pid {self.mock.process.pid})")
+        try:
+            for name in self.args.targets:
+                try:
+                    self.bench_target(name)
+                except RuntimeError as exc:
+                    if name in ("litellm", "portkey"):
+                        self.warn(f"{name} could not be measured: {exc}")
+                    else:
+                        raise
+        finally:
+            self.mock.process.stop(signal.SIGQUIT)
+            self.sampler.stop()
+        load_after = system.load_average()
+        say("==> Load average after: " + " ".join(f"{v:.2f}" for v in load_after))
+        return self.write(started, load_before, load_after)
+
+    def write(
+        self,
+        started: dt.datetime,
+        load_before: tuple[float, float, float],
+        load_after: tuple[float, float, float],
+    ) -> Path:
+        found = report.cells(self.runs)
+        names, modes = self.args.targets, self.args.modes
+        tables = report.tables(found, names, modes)
+        added = report.added_latency(found, modes)
+        ratios = report.ratios(found, names, modes)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        host = machine()
+        noisy = sum(r.noisy for r in self.runs if r.rep >= 0 and not r.discarded)
+        discarded = sum(r.discarded for r in self.runs)
+        doc = {
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": host,
+            "git": git_state(),
+            "git_at_target_start": self.target_git,
+            "versions": deps.versions(),
+            "settings": {
+                k: getattr(self.args, k)
+                for k in ("duration", "reps", "warmup", "connections", "threads", "timeout")
+            }
+            | {"quick": self.args.quick, "peers": self.args.peers, "targets": names},
+            "load_average": {"before": load_before, "after": load_after},
+            "answer_checks": self.answer_checks,
+            "summary": [c.to_json() for c in found.values()],
+            "added_latency_ms": added,
+            "ratios": ratios,
+            "ledger_check": self.ledger,
+            "crossroads_log": self.crossroads_log,
+            "noisy_runs": noisy,
+            "discarded_runs": discarded,
+            "warnings": self.warnings,
+            "runs": [r.to_json() for r in self.runs],
+        }
+        out = RESULTS / f"{stamp}.json"
+        out.write_text(json.dumps(doc, indent=2) + "\n")
+        md = [f"Run {stamp}, {host['summary']}", ""]
+        say("")
+        for header, rows in tables.values():
+            say(report.text_table(header, rows))
+            say("")
+            md += [report.markdown_table(header, rows), ""]
+        say("Cells: median (min-max) over repetitions; * marks a cell with a noisy run.")
+        for mode, diffs in added.items():
+            say(f"Crossroads added latency at 1 connection, {mode}: " + ", ".join(
+                f"{k.replace('_', ' ')} {v:+.3f} ms" for k, v in diffs.items()
+            ))  # fmt: skip
+        if self.ledger:
+            say(f"Ledger check: {json.dumps(self.ledger)}")
+        if noisy:
+            say(f"{noisy} run(s) had other processes busy; see the warnings.")
+        (RESULTS / f"{stamp}.md").write_text("\n".join(md))
+        say(f"==> Results: {out.relative_to(REPO)} (and .md)")
+        return out
+
+    def profile(self) -> Path:
+        """py-spy on the gateway while wrk drives `mode` at 50 connections."""
+        mode = self.args.profile
+        tool = deps.ensure_pyspy()
+        self.sampler.start()
+        self.mock = targets.start_mock(self.workdir)
+        say(f"==> Profiling the tree at {json.dumps(git_state())}")
+        target = self.starter("crossroads")()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        collapsed = RESULTS / f"profile-{stamp}-{mode}.txt"
+        try:
+            self.sampler.watch("crossroads", target.process.pid)
+            self.check_answers(target)
+            script = wrk.write_script(
+                self.workdir / f"wrk-{mode}.lua", target.body(mode), target.headers.get(mode, {})
+            )
+            self.one(target, mode, 50, -1, script, warmup=True)
+            argv = pyspy.command(
+                tool, target.process.pid, self.args.duration, collapsed, self.args.profile_rate
+            )
+            ours = {
+                os.getpid(),
+                *system.tree(target.process.pid),
+                *system.tree(self.mock.process.pid),
+            }
+            quiet, who = measure.wait_quiet(ours, max_wait=self.args.quiet_wait)
+            if not quiet:
+                self.warn(f"profiling while others are busy: {who}")
+            say("==> " + " ".join(argv))
+            spy = pyspy.start(tool, target.process.pid, self.args.duration, collapsed,
+                              self.args.profile_rate)  # fmt: skip
+            time.sleep(0.5)  # py-spy attaches before the load starts
+            # wrk runs a little longer than py-spy, so every sample is under load.
+            run = self.one(
+                target,
+                mode,
+                50,
+                0,
+                script,
+                retries=0,
+                seconds=self.args.duration + 2,
+                wait=False,
+                label="profiled",
+            )
+            out, _ = spy.communicate(timeout=self.args.duration + 60)
+            if spy.returncode != 0:
+                raise RuntimeError(f"py-spy failed ({spy.returncode}): {out}")
+        finally:
+            self.stop(target)
+            self.mock.process.stop(signal.SIGQUIT)
+            self.sampler.stop()
+        prof = pyspy.summarize(collapsed)
+        seconds = max(1, round(self.args.duration))
+        say(
+            f"\n{prof.samples} samples with the GIL held in {seconds} s at "
+            f"{self.args.profile_rate}/s ({prof.samples / (seconds * self.args.profile_rate):.0%} "
+            f"of the time); {run.wrk.rps:,.0f} req/s while profiled. "
+            f"Stacks: {collapsed.relative_to(REPO)}"
+        )
+        tables = (
+            ("Self samples by package", prof.by_package),
+            ("Top frames by self samples", prof.self_top),
+            ("Top frames by inclusive samples", prof.inclusive_top),
+        )
+        for title, rows in tables:
+            say(f"\n{title}:")
+            for frame, count in rows[:25]:
+                say(f"  {100 * count / prof.samples:5.1f}%  {count:6d}  {frame}")
+        return collapsed
+
+    def cleanup(self) -> None:
+        if self.args.keep:
+            say(f"==> Kept {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    cores = os.cpu_count() or 0
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "summary": f"{cores} cores ({cpu}), {mem_kb / 2**20:.0f} GiB, Linux {platform.release()}",
+    }
+
+
+def git_state() -> dict[str, Any]:
+    """The commit measured and whether the working tree differed from it (read-only git)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if line]
+    diff = hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()[:12]
+    return {"commit": git("rev-parse", "HEAD"), "changed_files": len(changed), "diff_sha256": diff}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    deps.ensure_debian_tools()
+    if args.peers and not args.profile:
+        # Installed before any measurement, so a slow first install does not sit between runs.
+        if "litellm" in args.targets:
+            deps.ensure_litellm()
+        if "portkey" in args.targets:
+            deps.ensure_portkey()
+    if not args.profile:
+        say(
+            f"==> Targets {', '.join(args.targets)}; modes {', '.join(args.modes)}; connections "
+            f"{args.connections}; {args.duration:g} s x {args.reps} repetition(s), "
+            f"{args.warmup:g} s warm-up per mode"
+        )
+    bench = Bench(args)
+    try:
+        if args.profile:
+            bench.profile()
+        else:
+            bench.run()
+    finally:
+        bench.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

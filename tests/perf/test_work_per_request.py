@@ -1,0 +1,352 @@
+"""A guard on the work the gateway does per request, for CI: counts and bytes, never time, so it
+cannot flake on a slow or busy machine. The timed figures come from `make bench`
+(docs/performance.md); this catches the regressions that would move them:
+
+- one upstream HTTP request per client request, over pooled keep-alive connections;
+- the ledger written off the request path, in batches, by one background task;
+- Python memory per request (tracemalloc) under bounds set from a measured baseline.
+
+The gateway runs in-process (uvicorn on its own thread and loop) with a wrapped ledger store,
+against the project's mock upstream behind a small TCP relay that counts connections."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import http.client
+import json
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import uvloop
+import yaml
+
+from crossroads.config import load_settings
+from crossroads.ledger.record import LedgerRecord
+from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.mockupstream import MockUpstreamThread, run_in_thread
+from crossroads.server.app import build_app
+from crossroads.server.runtime import LEDGER_FILE
+from crossroads.server.serve import bind
+from support.gateway import read_ledger
+
+REQUESTS = 200
+
+# Memory bounds, from a baseline measured when this test was written (2026-11-29, CPython 3.11,
+# uvloop; repeated runs): a request waiting on its upstream holds 32.0-32.7 KB of Python memory in
+# the gateway, its client connection included; after 400 requests, with the ledger flushed, the
+# gateway retains 110-260 B per request (free lists and caches, not a leak). The bounds are about
+# twice the baseline: room for library upgrades, but a per-request copy of a big buffer, a client
+# made per request, or a record, body or task kept per request fails them.
+HELD_BYTES_PER_IN_FLIGHT_REQUEST = 64_000
+IN_FLIGHT = 50
+RETAINED_BYTES_PER_REQUEST = 1_000
+RETAINED_REQUESTS = 400
+
+
+class ConnectionCountingRelay:
+    """A TCP relay on 127.0.0.1 in front of `target_port` that counts the connections opened
+    through it: how many upstream connections the gateway's pool really made."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
+
+    def __enter__(self) -> ConnectionCountingRelay:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("relay did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._relay, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for writer in self._writers:
+                writer.close()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class ObservedStore:
+    """The real SQLite store, wrapped: counts `write` calls and rows, notes which asyncio task
+    called, and holds every write while `released` is clear (a stalled disk)."""
+
+    def __init__(self, inner: SQLiteLedgerStore) -> None:
+        self.inner = inner
+        self.batches: list[int] = []
+        self.rows_written = 0
+        self.callers: set[int] = set()
+        self.released = threading.Event()
+        self.released.set()
+
+    async def write(self, records: Sequence[LedgerRecord]) -> None:
+        self.batches.append(len(records))
+        self.callers.add(id(asyncio.current_task()))
+        if not self.released.is_set():
+            await asyncio.to_thread(self.released.wait)
+        await self.inner.write(records)
+        self.rows_written += len(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class InProcessGateway:
+    """The real app under uvicorn on a background thread, with our store, on uvloop as
+    `crossroads serve` runs it. (On asyncio's own loop every answer would wait ~40 ms: the
+    listening socket from `serve.bind` has proto 0, so asyncio does not set TCP_NODELAY on the
+    connections it accepts, and Nagle meets the client's delayed ACK; uvloop always sets it.)"""
+
+    def __init__(self, config_path: Path, data_dir: Path, store: ObservedStore) -> None:
+        settings = load_settings(config_path, data_dir=data_dir, environ={})
+        self._sock = bind("127.0.0.1", 0)
+        self.port = self._sock.getsockname()[1]
+        app = build_app(settings, store)  # type: ignore[arg-type]
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        )
+        self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._server.serve(sockets=[self._sock]))
+
+    def __enter__(self) -> InProcessGateway:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            assert self._thread.is_alive() and time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+        self._sock.close()
+
+
+@dataclass
+class Rig:
+    mock: MockUpstreamThread
+    relay: ConnectionCountingRelay
+    store: ObservedStore
+    gateway: InProcessGateway
+    data_dir: Path
+    clients: list[http.client.HTTPConnection] = field(default_factory=list)
+
+    def client(self) -> Callable[..., bytes]:
+        """A keep-alive client; each call sends one chat request and returns the answer's body
+        (asserting a 200). Closed with the rig."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=30)
+        self.clients.append(conn)
+
+        def send(*, stream: bool = False, model: str = "m") -> bytes:
+            body: dict[str, Any] = {
+                "model": model,
+                "messages": [{"role": "user", "content": "How many requests go upstream?"}],
+            }
+            if stream:
+                body["stream"] = True
+            conn.request(
+                "POST",
+                "/v1/chat/completions",
+                json.dumps(body),
+                {"content-type": "application/json"},
+            )
+            response = conn.getresponse()
+            raw = response.read()
+            assert response.status == 200, raw[:300]
+            return raw
+
+        return send
+
+    def wait_written(self, rows: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.store.rows_written < rows:
+            assert time.monotonic() < deadline, f"{self.store.rows_written} of {rows} written"
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with run_in_thread() as mock, ConnectionCountingRelay(_port(mock.url)) as relay:
+        config = {
+            "embedded": {"enabled": False},
+            "providers": {
+                "up": {"type": "openai", "base_url": f"http://127.0.0.1:{relay.port}/v1"}
+            },
+            "models": [
+                {"name": "m", "provider": "up", "upstream_model": "mock"},
+                # The mock holds each answer for a second: requests pile up in the gateway.
+                {"name": "parked", "provider": "up", "upstream_model": "mock:latency=1"},
+            ],
+        }
+        path = tmp_path / "crossroads.yaml"
+        path.write_text(yaml.safe_dump(config))
+        data_dir = tmp_path / "data"
+        store = ObservedStore(SQLiteLedgerStore(data_dir / LEDGER_FILE))
+        with InProcessGateway(path, data_dir, store) as gateway:
+            rig = Rig(mock, relay, store, gateway, data_dir)
+            try:
+                yield rig
+            finally:
+                for conn in rig.clients:
+                    conn.close()
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def test_one_upstream_request_per_client_request(rig: Rig) -> None:
+    send = rig.client()
+    for i in range(REQUESTS):
+        send(stream=i % 2 == 1)
+    upstream = rig.mock.requests()
+    assert len(upstream) == REQUESTS
+    assert {r["path"] for r in upstream} == {"/v1/chat/completions"}
+    assert sum(bool(r["json"].get("stream")) for r in upstream) == REQUESTS // 2
+
+
+def test_upstream_connections_are_pooled_and_reused(rig: Rig) -> None:
+    """Sequential whole (JSON) answers need one pooled connection; a client or connection made
+    per request would show as ~200. Streams are left out: when a stream's last bytes (the
+    chunked-encoding terminator) have not arrived at the moment the gateway releases the
+    response, aiohttp closes the connection instead of pooling it, so how many streams reuse
+    their connection depends on timing (see docs/performance.md)."""
+    send = rig.client()
+    for _ in range(REQUESTS):
+        send()
+    assert len(rig.mock.requests()) == REQUESTS
+    assert rig.relay.connections <= 2, f"{rig.relay.connections} upstream connections"
+
+
+def test_ledger_is_written_off_the_request_path_in_batches(rig: Rig) -> None:
+    rig.store.released.clear()  # the disk stalls
+    send = rig.client()
+    for i in range(REQUESTS):
+        send(stream=i % 2 == 1)  # every request completes while no ledger write can finish
+    assert len(rig.store.batches) <= 1, rig.store.batches
+    rig.store.released.set()
+    rig.wait_written(REQUESTS)
+    # One batch held the first record; the rest waited in memory and went in one or two more.
+    assert len(rig.store.batches) <= 3, rig.store.batches
+    assert len(rig.store.callers) == 1, "ledger writes came from more than one task"
+    rig.gateway.__exit__()
+    records = read_ledger(rig.data_dir)
+    assert len(records) == REQUESTS
+    assert len({r.request_id for r in records}) == REQUESTS
+
+
+def test_python_memory_retained_per_request_stays_bounded(rig: Rig) -> None:
+    """After 400 requests and the ledger flushed, the gateway keeps (almost) nothing of them."""
+    send = rig.client()
+    for i in range(40):  # warm: imports, pools, caches, first-use allocations
+        send(stream=i % 2 == 1)
+    rig.wait_written(40)
+    tracemalloc.start()
+    try:
+        rig.mock.clear()  # the mock logs every request; that is not the gateway's memory
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(RETAINED_REQUESTS):
+            send(stream=i % 2 == 1)
+        rig.wait_written(40 + RETAINED_REQUESTS)
+        rig.mock.clear()
+        gc.collect()
+        retained = (tracemalloc.get_traced_memory()[0] - before) / RETAINED_REQUESTS
+    finally:
+        tracemalloc.stop()
+    print(f"retained per request: {retained:,.0f} B")
+    assert retained < RETAINED_BYTES_PER_REQUEST
+
+
+# The mock upstream, the relay and the client threads share this process with the gateway.
+# A trace counts as the gateway's when a frame of its stack is in the gateway's code or the
+# libraries it serves with (the event loop is uvloop, in C, so its own frames never show), and
+# none is in the mock (its handlers, or aiohttp's server side: the gateway only uses the client).
+_GATEWAY_ONLY = [
+    *(
+        tracemalloc.Filter(True, pattern, all_frames=True)
+        for pattern in ("*/crossroads/*", "*/uvicorn/*", "*/starlette/*", "*/aiohttp/*")
+    ),
+    tracemalloc.Filter(False, "*/crossroads/mockupstream/*", all_frames=True),
+    tracemalloc.Filter(False, "*/aiohttp/web_*", all_frames=True),
+]
+
+
+def _gateway_bytes(snapshot: tracemalloc.Snapshot) -> int:
+    return sum(stat.size for stat in snapshot.filter_traces(_GATEWAY_ONLY).statistics("filename"))
+
+
+def test_python_memory_held_per_in_flight_request_stays_bounded(rig: Rig) -> None:
+    """Memory the gateway holds for each request waiting on its upstream, its client connection
+    included: what many concurrent slow requests cost."""
+
+    def burst(while_parked: Callable[[], None]) -> None:
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            futures = [pool.submit(lambda: rig.client()(model="parked")) for _ in range(IN_FLIGHT)]
+            deadline = time.monotonic() + 10
+            while rig.mock.stats()["in_flight"] < IN_FLIGHT:
+                assert time.monotonic() < deadline, "requests did not reach the upstream"
+                time.sleep(0.01)
+            while_parked()
+            for future in futures:
+                future.result()
+
+    burst(lambda: None)  # warm: the upstream pool grows to IN_FLIGHT connections
+    rig.mock.clear()
+    tracemalloc.start(50)
+    try:
+        gc.collect()
+        snapshots = [tracemalloc.take_snapshot()]
+        burst(lambda: snapshots.append(tracemalloc.take_snapshot()))
+    finally:
+        tracemalloc.stop()
+    held = (_gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])) / IN_FLIGHT
+    print(f"held per in-flight request: {held:,.0f} B")
+    assert held < HELD_BYTES_PER_IN_FLIGHT_REQUEST
