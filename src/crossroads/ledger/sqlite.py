@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -191,7 +192,7 @@ class SQLiteLedgerStore:
         try:
             if not self._create and not _is_ledger(conn):
                 raise LedgerStoreError(f"{self._path} is not a Crossroads ledger")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
         except BaseException:
@@ -329,3 +330,16 @@ def _window(since_us: int | None, until_us: int | None) -> tuple[str, tuple[int,
         clauses.append("created_at < ?")
         params.append(until_us)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switches a new file to WAL. The switch takes an exclusive lock that ignores the busy
+    timeout, so two processes opening a new ledger at once (`serve --workers N`) retry here."""
+    for attempt in range(100):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)

@@ -90,17 +90,19 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     failed = 0
-    for pid in children:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:  # a forwarded signal interrupted the wait: wait again
-                continue
+    remaining = set(children)
+    while remaining:
+        pid, status = os.wait()
+        if pid not in remaining:
+            continue
+        remaining.discard(pid)
         code = os.waitstatus_to_exitcode(status)
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
             failed += 1
             print(f"crossroads: worker {pid} ended with status {code}", file=sys.stderr)
+            # A worker that died (for instance at start-up) takes the others down with it,
+            # rather than leaving a half-sized gateway running unnoticed.
+            forward(signal.SIGTERM, None)
     if failed:
         sys.exit(1)
 
