@@ -81,12 +81,18 @@ class StreamChunk:
     `usage_only` marks a chunk with no choices that exists only to carry usage, which an
     ingress drops when its client did not ask for usage. `dropped` is set on the first chunk
     only, as `Completion.dropped`.
+
+    `more` says that the next chunk is already here (it came in the same upstream read), so an
+    ingress may hold this one and send both in one write to its client. A chunk with `more`
+    unset is to be sent at once: the next one may be seconds away. Adapters that cannot tell
+    leave it unset.
     """
 
     data: bytes
     usage: Usage | None = None
     usage_only: bool = False
     dropped: tuple[str, ...] = ()
+    more: bool = False
 
 
 @runtime_checkable

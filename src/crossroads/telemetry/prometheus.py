@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
@@ -118,6 +119,18 @@ class GatewayMetrics:
         )
         registry.register(_ScrapeTimeCollector(backlog, circuits))
         ProcessCollector(namespace="crossroads", registry=registry)
+        # Labelled children by (metric, label values): `labels()` validates, converts and locks
+        # on every call, and `observe` needs up to eight of them per request. Series are never
+        # removed, so a child once made stays valid; the cache holds no more series than the
+        # registry does.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe(self, record: LedgerRecord) -> None:
         """Counts one finished request. O(1), never awaits, and raises nothing for any record:
@@ -125,7 +138,9 @@ class GatewayMetrics:
         model = record.served_model or ""
         provider = record.provider or ""
         origin = record.origin_country or ""
-        self._requests.labels(record.endpoint, model, provider, origin, record.status.value).inc()
+        self._child(
+            self._requests, record.endpoint, model, provider, origin, record.status.value
+        ).inc()
         for kind, count in (
             ("prompt", record.prompt_tokens),
             ("cached", record.cached_tokens),
@@ -133,22 +148,22 @@ class GatewayMetrics:
             ("reasoning", record.reasoning_tokens),
         ):
             if count > 0:
-                self._tokens.labels(model, provider, origin, kind).inc(count)
+                self._child(self._tokens, model, provider, origin, kind).inc(count)
         cost, baseline = record.cost_usd, record.baseline_cost_usd
         if _usable(cost):
-            self._cost.labels(model, provider, origin).inc(float(cost))
+            self._child(self._cost, model, provider, origin).inc(float(cost))
             if _usable(baseline):
-                self._baseline.labels(model, provider, origin).inc(float(baseline))
+                self._child(self._baseline, model, provider, origin).inc(float(baseline))
                 saving = baseline - cost  # exact, then one rounding to float
                 if saving >= 0:
-                    self._savings.labels(model, provider, origin).inc(float(saving))
+                    self._child(self._savings, model, provider, origin).inc(float(saving))
                 else:
-                    self._overspend.labels(model, provider, origin).inc(float(-saving))
+                    self._child(self._overspend, model, provider, origin).inc(float(-saving))
         if record.provider is not None:
             if record.latency_ms is not None and record.latency_ms >= 0:
-                self._latency.labels(provider, model).observe(record.latency_ms / 1000.0)
+                self._child(self._latency, provider, model).observe(record.latency_ms / 1000.0)
             if record.ttft_ms is not None and record.ttft_ms >= 0:
-                self._ttft.labels(provider, model).observe(record.ttft_ms / 1000.0)
+                self._child(self._ttft, provider, model).observe(record.ttft_ms / 1000.0)
 
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """The registry in the text format the `Accept` header asks for (OpenMetrics when

@@ -20,14 +20,13 @@ cost of an image at its largest size, since the pixels are not decoded here)."""
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from crossroads.errors import GatewayError, UpstreamError
 from crossroads.ingress.anthropic.errors import error_response, stream_error_event
@@ -46,16 +45,15 @@ from crossroads.ingress.pipeline import (
     new_trace,
     trace_headers,
 )
+from crossroads.ingress.relay import StreamRelay
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
 from crossroads.providers.base import StreamChunk
 from crossroads.routing.options import parse_routing_options
-from crossroads.routing.router import OpenStream, Trace
+from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 
 __all__ = ["count_tokens", "estimate_input_tokens", "messages"]
-
-log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -98,7 +96,14 @@ async def messages(request: Request) -> Response:
             stream = await unless_disconnected(
                 request, services.router.open_stream(admitted.plan, converted.body, trace)
             )
-            return _stream_response(services, exchange, admitted, converted, stream)
+            return StreamRelay(
+                services,
+                exchange,
+                admitted,
+                stream,
+                _EventEncoder(converted, trace, exchange.request_id),
+                {**_headers(exchange, trace), **dropped_header(stream.first.dropped)},
+            )
         _, completion = await unless_disconnected(
             request, services.router.complete(admitted.plan, converted.body, trace)
         )
@@ -183,66 +188,31 @@ def estimate_input_tokens(body: Mapping[str, Any]) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN) + fixed
 
 
-def _stream_response(
-    services: Services,
-    exchange: Exchange,
-    admitted: Admitted,
-    converted: Converted,
-    stream: OpenStream,
-) -> StreamingResponse:
-    return StreamingResponse(
-        _relay(services, exchange, admitted, converted, stream),
-        media_type="text/event-stream",
-        headers={
-            **_headers(exchange, admitted.trace),
-            **dropped_header(stream.first.dropped),
-            "cache-control": "no-cache",
-            "x-accel-buffering": "no",
-        },
-    )
+class _EventEncoder:
+    """Anthropic's stream: the chunks translated into typed events (`StreamTranslator`)."""
 
+    __slots__ = ("_request_id", "_seen", "_trace", "_translator")
 
-async def _relay(
-    services: Services,
-    exchange: Exchange,
-    admitted: Admitted,
-    converted: Converted,
-    stream: OpenStream,
-) -> AsyncIterator[bytes]:
-    """Translates chunks as they arrive. An upstream failure after the first byte ends the
-    stream with `event: error` (and an error ledger record); the client going away closes the
-    upstream at once and is recorded as cancelled."""
-    trace = admitted.trace
-    translator = StreamTranslator(converted.model, converted.stop_sequences)
-    seen = 0  # content chunks: the completion-token estimate when no usage arrives
-    status, error = Status.CANCELLED, None
-    try:
-        exchange.first_byte()
-        chunk: StreamChunk | None = stream.first
-        while chunk is not None:
-            if not chunk.usage_only:
-                seen += 1
-            events = translator.feed(_decode(chunk, trace))
-            if events:
-                yield encode_events(events)
-            chunk = await anext(stream.rest, None)
-        yield encode_events(translator.finish())
-        status = Status.OK
-    except UpstreamError as exc:
-        status, error = Status.ERROR, exc
-        yield stream_error_event(exc, exchange.request_id)
-    finally:
-        await _close_quietly(stream)
-        usage = translator.usage or Usage(completion_tokens=max(seen - 1, 0))
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission,
-            status=status,
-            usage=usage,
-            error=error,
-        )
+    def __init__(self, converted: Converted, trace: Trace, request_id: str) -> None:
+        self._translator = StreamTranslator(converted.model, converted.stop_sequences)
+        self._trace = trace
+        self._request_id = request_id
+        self._seen = 0  # content chunks: the completion-token estimate when no usage arrives
+
+    def feed(self, chunk: StreamChunk) -> bytes:
+        if not chunk.usage_only:
+            self._seen += 1
+        events = self._translator.feed(_decode(chunk, self._trace))
+        return encode_events(events) if events else b""
+
+    def end(self) -> bytes:
+        return encode_events(self._translator.finish())
+
+    def error(self, exc: UpstreamError) -> bytes:
+        return stream_error_event(exc, self._request_id)
+
+    def usage(self) -> Usage:
+        return self._translator.usage or Usage(completion_tokens=max(self._seen - 1, 0))
 
 
 def _decode(chunk: StreamChunk, trace: Trace) -> Mapping[str, Any]:
@@ -260,10 +230,3 @@ def _decode(chunk: StreamChunk, trace: Trace) -> Mapping[str, Any]:
             code="upstream_bad_response",
         )
     return data
-
-
-async def _close_quietly(stream: OpenStream) -> None:
-    try:
-        await stream.aclose()
-    except UpstreamError as exc:
-        log.debug("upstream stream close failed: %s", exc.message)

@@ -1,15 +1,12 @@
 """POST /v1/chat/completions: validate, route, answer (whole or as SSE), and ledger the outcome.
 
 Every path through here submits exactly one ledger record: success, client error, upstream
-failure, or the client going away mid-stream."""
+failure, or the client going away mid-stream (streams: `crossroads.ingress.relay`)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from crossroads.errors import GatewayError, UpstreamError
 from crossroads.ingress.body import ClientGone, read_json_object
@@ -26,14 +23,14 @@ from crossroads.ingress.pipeline import (
     new_trace,
     trace_headers,
 )
+from crossroads.ingress.relay import StreamRelay
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
+from crossroads.providers.base import StreamChunk
 from crossroads.routing.options import parse_routing_options
-from crossroads.routing.router import OpenStream, Trace
-from crossroads.schemas import ChatRequest, Usage
+from crossroads.routing.router import Trace
+from crossroads.schemas import Usage
 from crossroads.sse import DONE
-
-log = logging.getLogger(__name__)
 
 __all__ = ["chat_completions"]
 
@@ -67,7 +64,14 @@ async def chat_completions(request: Request) -> Response:
             stream = await unless_disconnected(
                 request, services.router.open_stream(admitted.plan, data, trace)
             )
-            return _stream_response(services, exchange, admitted, req, stream)
+            return StreamRelay(
+                services,
+                exchange,
+                admitted,
+                stream,
+                _ChunkEncoder(req.wants_stream_usage),
+                {**trace_headers(exchange, trace), **dropped_header(stream.first.dropped)},
+            )
         _, completion = await unless_disconnected(
             request, services.router.complete(admitted.plan, data, trace)
         )
@@ -105,75 +109,31 @@ async def chat_completions(request: Request) -> Response:
         return Response(status_code=499)
 
 
-def _stream_response(
-    services: Services,
-    exchange: Exchange,
-    admitted: Admitted,
-    req: ChatRequest,
-    stream: OpenStream,
-) -> StreamingResponse:
-    return StreamingResponse(
-        _relay(services, exchange, admitted, req, stream),
-        media_type="text/event-stream",
-        headers={
-            **trace_headers(exchange, admitted.trace),
-            **dropped_header(stream.first.dropped),
-            "cache-control": "no-cache",
-            "x-accel-buffering": "no",
-        },
-    )
+class _ChunkEncoder:
+    """OpenAI's stream framing: each chunk as `data: {json}`, then `data: [DONE]`. The upstream
+    was asked for usage even when the client was not; the usage-only chunk is then dropped."""
 
+    __slots__ = ("_reported", "_seen", "_wants_usage")
 
-async def _relay(
-    services: Services,
-    exchange: Exchange,
-    admitted: Admitted,
-    req: ChatRequest,
-    stream: OpenStream,
-) -> AsyncIterator[bytes]:
-    """Relays chunks as they arrive. The upstream asked for usage even when the client did not;
-    the usage-only chunk is then dropped here. An upstream failure after the first byte ends the
-    stream with an error event; the client going away closes the upstream at once."""
-    wants_usage = req.wants_stream_usage
-    usage: Usage | None = None
-    seen = 0  # content chunks relayed: the completion-token estimate when no usage arrives
-    status, error = Status.CANCELLED, None
-    try:
-        exchange.first_byte()
-        chunk = stream.first
-        while True:
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if not chunk.usage_only:
-                seen += 1
-                yield b"data: " + chunk.data + b"\n\n"
-            elif wants_usage:
-                yield b"data: " + chunk.data + b"\n\n"
-            chunk = await anext(stream.rest, None)  # type: ignore[arg-type]
-            if chunk is None:
-                break
-        yield DONE
-        status = Status.OK
-    except UpstreamError as exc:
-        status, error = Status.ERROR, exc
-        yield stream_error_event(exc)
-    finally:
-        await _close_quietly(stream)
-        if usage is None:
-            usage = Usage(completion_tokens=max(seen - 1, 0))
-        finish(
-            services,
-            exchange,
-            admitted.trace,
-            admitted.admission,
-            status=status,
-            usage=usage,
-            error=error,
-        )
+    def __init__(self, wants_usage: bool) -> None:
+        self._wants_usage = wants_usage
+        self._reported: Usage | None = None
+        self._seen = 0  # content chunks relayed: the completion-token estimate without usage
 
+    def feed(self, chunk: StreamChunk) -> bytes:
+        if chunk.usage is not None:
+            self._reported = chunk.usage
+        if not chunk.usage_only:
+            self._seen += 1
+        elif not self._wants_usage:
+            return b""
+        return b"data: " + chunk.data + b"\n\n"
 
-async def _close_quietly(stream: OpenStream) -> None:
-    try:
-        await stream.aclose()
-    except UpstreamError as exc:
-        log.debug("upstream stream close failed: %s", exc.message)
+    def end(self) -> bytes:
+        return DONE
+
+    def error(self, exc: UpstreamError) -> bytes:
+        return stream_error_event(exc)
+
+    def usage(self) -> Usage:
+        return self._reported or Usage(completion_tokens=max(self._seen - 1, 0))

@@ -110,24 +110,24 @@ class OpenAICompatProvider:
             raise RuntimeError(f"provider {self.id} used before start()")
         return self._session
 
+    def _first_byte_budget(self, call: UpstreamCall) -> float:
+        """Seconds to wait for the answer's headers: the first-byte timeout, or less when the
+        deadline is nearer. Raises UpstreamTimeoutError when no time is left."""
+        timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
+        if timeout <= 0:
+            raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
+        return timeout
+
     async def _post(self, url: str, data: bytes, call: UpstreamCall) -> aiohttp.ClientResponse:
         """Sends the request and waits for the answer's headers, within the first-byte timeout
         and the call's deadline. Raises UpstreamError for transport failures and HTTP errors."""
         session = self._ready()
-        timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
-        if timeout <= 0:
-            raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
+        timeout = self._first_byte_budget(call)
         try:
             async with asyncio.timeout(timeout):
                 response = await session.post(url, data=data)
                 if response.status >= 400:
-                    try:
-                        body = await response.content.read(_MAX_ERROR_BODY)
-                    finally:
-                        response.release()
-                    raise from_status(
-                        self.id, response.status, body, response.headers.get("Retry-After")
-                    )
+                    raise await self._refusal(response)
                 return response
         except TimeoutError:
             raise UpstreamTimeoutError(
@@ -136,6 +136,14 @@ class OpenAICompatProvider:
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc) from None
 
+    async def _refusal(self, response: aiohttp.ClientResponse) -> UpstreamError:
+        """The error for an HTTP error answer (status >= 400), its body read and released."""
+        try:
+            body = await response.content.read(_MAX_ERROR_BODY)
+        finally:
+            response.release()
+        return from_status(self.id, response.status, body, response.headers.get("Retry-After"))
+
     async def probe(self) -> None:
         """GET {base_url}/models: answered by every OpenAI-compatible server, free of charge."""
         session = self._ready()
@@ -143,29 +151,40 @@ class OpenAICompatProvider:
             async with asyncio.timeout(self._spec.timeouts.first_byte):
                 async with session.get(f"{self._spec.base_url}/models") as response:
                     if response.status >= 400:
-                        body = await response.content.read(_MAX_ERROR_BODY)
-                        raise from_status(
-                            self.id, response.status, body, response.headers.get("Retry-After")
-                        )
+                        raise await self._refusal(response)
         except TimeoutError:
             raise UpstreamTimeoutError(f"provider '{self.id}' did not answer its probe") from None
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc) from None
 
     async def _read_json(self, url: str, data: bytes, call: UpstreamCall) -> tuple[bytes, Any]:
-        """POSTs and reads a whole JSON answer within the deadline: (raw bytes, decoded)."""
-        response = await self._post(url, data, call)
+        """POSTs and reads a whole JSON answer: (raw bytes, decoded). The headers must come
+        within the first-byte timeout, the whole answer before the call's deadline (one timer,
+        moved once the headers are in)."""
+        session = self._ready()
+        timeout = self._first_byte_budget(call)
+        reading = False
         try:
-            async with asyncio.timeout(max(self._remaining(call), 0)):
-                body = await response.read()
+            async with asyncio.timeout(timeout) as timer:
+                response = await session.post(url, data=data)
+                if response.status >= 400:
+                    raise await self._refusal(response)
+                reading = True
+                timer.reschedule(call.deadline)
+                try:
+                    body = await response.read()
+                finally:
+                    response.release()
         except TimeoutError:
+            if reading:
+                raise UpstreamTimeoutError(
+                    f"provider '{self.id}' did not finish its answer before the deadline"
+                ) from None
             raise UpstreamTimeoutError(
-                f"provider '{self.id}' did not finish its answer before the deadline"
+                f"provider '{self.id}' sent no answer within {timeout:.1f}s"
             ) from None
         except aiohttp.ClientError as exc:
             raise _transport_error(self.id, exc) from None
-        finally:
-            response.release()
         try:
             return body, orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -221,21 +240,33 @@ class OpenAICompatProvider:
                     ) from None
                 if not raw:
                     break
-                for event in decoder.feed(raw):
-                    if event.data == "[DONE]":
-                        done = True
-                        break
-                    obj = _decode_event(self.id, event.data)
-                    finished = finished or _finishes(obj)
-                    data = event.data.encode()
-                    if normaliser is not None:
-                        out, payload = normaliser.chunk(obj)
-                        if not payload and not waiting_first:
-                            continue  # nothing left to send in it (held back, or excluded)
-                        if rewrite:
-                            data = orjson.dumps(out)
-                    yield _chunk(data, obj, dropped if waiting_first else ())
-                    waiting_first = False
+                # Everything this read completed is decoded first and handed over together,
+                # each chunk but the last marked `more`, so the ingress can send it in one write.
+                batch: list[StreamChunk] = []
+                failure: UpstreamError | None = None
+                try:
+                    for event in decoder.feed(raw):
+                        if event.data == "[DONE]":
+                            done = True
+                            break
+                        obj = _decode_event(self.id, event.data)
+                        finished = finished or _finishes(obj)
+                        data = event.data.encode()
+                        if normaliser is not None:
+                            out, payload = normaliser.chunk(obj)
+                            if not payload and not waiting_first:
+                                continue  # nothing left to send in it (held back, or excluded)
+                            if rewrite:
+                                data = orjson.dumps(out)
+                        batch.append(_chunk(data, obj, dropped if waiting_first else (), True))
+                        waiting_first = False
+                except UpstreamError as exc:
+                    failure = exc  # after the events before it, which the client may still get
+                last = len(batch) - 1
+                for i, chunk in enumerate(batch):
+                    yield chunk if i < last or failure is not None else _unmarked(chunk)
+                if failure is not None:
+                    raise failure
             if done:
                 # Read what follows [DONE] (with chunked encoding, the terminating chunk) so the
                 # connection goes back to the pool instead of being closed.
@@ -297,10 +328,15 @@ def _finishes(obj: dict[str, Any]) -> bool:
     )
 
 
-def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...]) -> StreamChunk:
+def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...], more: bool) -> StreamChunk:
     usage = Usage.from_openai(obj.get("usage"))
     usage_only = usage is not None and not obj.get("choices")
-    return StreamChunk(data=data, usage=usage, usage_only=usage_only, dropped=dropped)
+    return StreamChunk(data=data, usage=usage, usage_only=usage_only, dropped=dropped, more=more)
+
+
+def _unmarked(chunk: StreamChunk) -> StreamChunk:
+    """The last chunk of a read: to be sent without waiting for another."""
+    return StreamChunk(chunk.data, chunk.usage, chunk.usage_only, chunk.dropped, more=False)
 
 
 def _garbage(provider: str, what: str) -> UpstreamError:

@@ -1,0 +1,131 @@
+"""Relays a committed upstream stream to its client as server-sent events, the same way for
+every ingress; what differs per API (OpenAI's `data:` chunks and `[DONE]`, Anthropic's typed
+events) is a `StreamEncoder`.
+
+One upstream read often completes many chunks (a fast host, or a burst after a stall). Chunks the
+adapter marked `more` are held and sent with the one that follows, so a read's worth of events
+costs one write to the client instead of one per event; a chunk without the mark is sent at once.
+The last bytes go out with the end of the body. The client going away cancels the relay and the
+upstream with it (`CancelOnDisconnect`). Exactly one ledger record is submitted, whatever ends
+the stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from crossroads.errors import UpstreamError
+from crossroads.ingress.body import ClientGone
+from crossroads.ingress.disconnect import CancelOnDisconnect
+from crossroads.ingress.exchange import Exchange
+from crossroads.ingress.pipeline import Admitted, finish
+from crossroads.ingress.services import Services
+from crossroads.ledger.record import Status
+from crossroads.providers.base import StreamChunk
+from crossroads.routing.router import OpenStream
+from crossroads.schemas import Usage
+
+log = logging.getLogger(__name__)
+
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class StreamEncoder(Protocol):
+    """Turns one stream's chunks into the client's wire format."""
+
+    def feed(self, chunk: StreamChunk) -> bytes:
+        """The client's bytes for this chunk; empty when it sends nothing. May raise
+        UpstreamError for a chunk it cannot use, which ends the stream with `error`."""
+        ...
+
+    def end(self) -> bytes:
+        """The bytes that close a complete stream."""
+        ...
+
+    def error(self, exc: UpstreamError) -> bytes:
+        """The event that ends a stream the upstream broke after its first byte."""
+        ...
+
+    def usage(self) -> Usage:
+        """The usage to ledger: as reported, else estimated from what was relayed."""
+        ...
+
+
+class StreamRelay(Response):
+    """The `text/event-stream` answer to a streamed request (an ASGI response)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        services: Services,
+        exchange: Exchange,
+        admitted: Admitted,
+        stream: OpenStream,
+        encoder: StreamEncoder,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**headers, **STREAM_HEADERS})
+        self._services = services
+        self._exchange = exchange
+        self._admitted = admitted
+        self._stream = stream
+        self._encoder = encoder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream, encoder = self._stream, self._encoder
+        status, error = Status.CANCELLED, None
+        try:
+            async with CancelOnDisconnect(receive):
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                self._exchange.first_byte()
+                pending: list[bytes] = []
+                try:
+                    chunk: StreamChunk | None = stream.first
+                    while chunk is not None:
+                        piece = encoder.feed(chunk)
+                        if piece:
+                            pending.append(piece)
+                        if pending and not chunk.more:
+                            await send(_body(pending, more=True))
+                            pending = []
+                        chunk = await anext(stream.rest, None)
+                    pending.append(encoder.end())
+                    status = Status.OK
+                except UpstreamError as exc:
+                    status, error = Status.ERROR, exc
+                    pending.append(encoder.error(exc))
+                await send(_body(pending, more=False))
+        except ClientGone:
+            pass  # recorded as cancelled below; there is nobody to answer
+        finally:
+            await _close_quietly(stream)
+            finish(
+                self._services,
+                self._exchange,
+                self._admitted.trace,
+                self._admitted.admission,
+                status=status,
+                usage=encoder.usage(),
+                error=error,
+            )
+
+
+def _body(pieces: list[bytes], *, more: bool) -> dict[str, object]:
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return {"type": "http.response.body", "body": body, "more_body": more}
+
+
+async def _close_quietly(stream: OpenStream) -> None:
+    try:
+        await stream.aclose()
+    except UpstreamError as exc:
+        log.debug("upstream stream close failed: %s", exc.message)
