@@ -52,7 +52,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="repetitions (default 3; quick 1)")
     p.add_argument("--warmup", type=float, help="warm-up seconds per mode (default 2; quick 1)")
     p.add_argument(
-        "--targets", help="comma-separated subset of mock,nginx,crossroads,litellm,portkey"
+        "--targets",
+        help="comma-separated subset of mock,nginx,crossroads,crossroads-2w (two workers),"
+        "litellm,portkey",
     )
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
     p.add_argument(
@@ -84,7 +86,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.reps = args.reps or int(_env_float("BENCH_REPS", 1 if args.quick else 3))
     if args.warmup is None:
         args.warmup = _env_float("BENCH_WARMUP", 1.0 if args.quick else 2.0)
-    default_targets = "mock,nginx,crossroads" + (",litellm,portkey" if args.peers else "")
+    default_targets = "mock,nginx,crossroads,crossroads-2w" + (
+        ",litellm,portkey" if args.peers else ""
+    )
     args.targets = (args.targets or default_targets).split(",")
     args.modes = args.modes.split(",")
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -105,8 +109,8 @@ class Bench:
         self.runs: list[RunResult] = []
         self.warnings: list[str] = []
         self.answer_checks: dict[str, dict[str, str]] = {}
-        self.ledger: dict[str, Any] | None = None
-        self.crossroads_log: dict[str, Any] | None = None
+        self.ledger: dict[str, dict[str, Any]] = {}  # by Crossroads target
+        self.crossroads_log: dict[str, dict[str, Any]] = {}
         self.smoke_requests: dict[str, int] = {}
         self.mock: Target | None = None
         self.target_git: dict[str, dict[str, Any]] = {}
@@ -125,9 +129,10 @@ class Bench:
             return lambda: mock
         if name == "nginx":
             return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
-        if name == "crossroads":
+        if name in ("crossroads", "crossroads-2w"):
             binary = Path(sys.executable).parent / "crossroads"
-            return lambda: targets.start_crossroads(self.workdir, mock_port, binary)
+            workers = 2 if name == "crossroads-2w" else 1
+            return lambda: targets.start_crossroads(self.workdir, mock_port, binary, workers)
         if name == "litellm":
             return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
         if name == "portkey":
@@ -141,7 +146,7 @@ class Bench:
         for mode, outcome in checks.items():
             if outcome != "ok":
                 message = f"{target.name} {mode}: the answer is not the mock's: {outcome}"
-                if target.name in ("mock", "nginx", "crossroads"):
+                if target.name in ("mock", "nginx") or _ours(target.name):
                     raise RuntimeError(message)
                 self.warn(message + " (measured anyway; read its figures with care)")
 
@@ -183,7 +188,7 @@ class Bench:
             if target is not self.mock:
                 self.stop(target)
             self.sampler.forget(name)
-        if name == "crossroads":
+        if _ours(name):
             self.check_ledger(target)
 
     def one(
@@ -251,8 +256,8 @@ class Bench:
     def stop(self, target: Target) -> None:
         code = target.process.stop(target.stop_signal)
         # uvicorn re-raises the SIGTERM it handled once shutdown is complete: -15 is a clean exit.
-        if target.name == "crossroads" and code not in (0, -signal.SIGTERM):
-            self.warn(f"crossroads exited with status {code} on SIGTERM")
+        if _ours(target.name) and code not in (0, -signal.SIGTERM):
+            self.warn(f"{target.name} exited with status {code} on SIGTERM")
 
     def check_ledger(self, target: Target) -> None:
         """After SIGTERM (every pending record flushed): one record per request wrk completed,
@@ -270,12 +275,12 @@ class Bench:
             return
         finally:
             db.close()
-        mine = [r for r in self.runs if r.target == "crossroads"]
+        mine = [r for r in self.runs if r.target == target.name]
         completed = sum(r.wrk.requests for r in mine)
-        expected = completed + self.smoke_requests.get("crossroads", 0)
+        expected = completed + self.smoke_requests.get(target.name, 0)
         # At most one request per connection is in flight when a run ends.
         in_flight = sum(r.connections for r in mine)
-        self.ledger = {
+        ledger = self.ledger[target.name] = {
             "ledger_rows": rows,
             "wrk_completed_plus_checks": expected,
             "difference": rows - expected,
@@ -290,16 +295,19 @@ class Bench:
             f"answer checks = {expected:,}; difference {rows - expected:+,} (at most {in_flight} "
             f"were in flight when runs ended); by status {by_status}"
         )
-        if not self.ledger["consistent"]:
+        if not ledger["consistent"]:
             self.warn(
                 f"ledger rows minus completed requests is {rows - expected}, outside "
                 f"[0, {in_flight}]: records are missing or duplicated"
             )
         log = target.process.log.read_text(errors="replace")
         problems = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
-        self.crossroads_log = {"lines": len(log.splitlines()), "error_lines": len(problems)}
+        self.crossroads_log[target.name] = {
+            "lines": len(log.splitlines()),
+            "error_lines": len(problems),
+        }
         if problems:
-            self.warn(f"crossroads logged {len(problems)} error lines, first: {problems[0]}")
+            self.warn(f"{target.name} logged {len(problems)} error lines, first: {problems[0]}")
 
     # --- session --------------------------------------------------------------------------
 
@@ -344,6 +352,7 @@ class Bench:
         tables = report.tables(found, names, modes)
         added = report.added_latency(found, modes)
         ratios = report.ratios(found, names, modes)
+        against_peers = report.peer_ratios(found, names, modes)
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
         RESULTS.mkdir(parents=True, exist_ok=True)
         host = machine()
@@ -366,6 +375,7 @@ class Bench:
             "summary": [c.to_json() for c in found.values()],
             "added_latency_ms": added,
             "ratios": ratios,
+            "against_peers": against_peers,
             "ledger_check": self.ledger,
             "crossroads_log": self.crossroads_log,
             "noisy_runs": noisy,
@@ -386,8 +396,11 @@ class Bench:
             say(f"Crossroads added latency at 1 connection, {mode}: " + ", ".join(
                 f"{k.replace('_', ' ')} {v:+.3f} ms" for k, v in diffs.items()
             ))  # fmt: skip
-        if self.ledger:
-            say(f"Ledger check: {json.dumps(self.ledger)}")
+        for line in report.peer_lines(against_peers):
+            say(line)
+            md.append(line + "  ")
+        for name, check in self.ledger.items():
+            say(f"Ledger check, {name}: {json.dumps(check)}")
         if noisy:
             say(f"{noisy} run(s) had other processes busy; see the warnings.")
         (RESULTS / f"{stamp}.md").write_text("\n".join(md))
@@ -470,6 +483,11 @@ class Bench:
             say(f"==> Kept {self.workdir}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _ours(name: str) -> bool:
+    """Whether a target is Crossroads (one process or several workers)."""
+    return name.startswith("crossroads")
 
 
 def machine() -> dict[str, Any]:

@@ -15,6 +15,7 @@ LABELS = {
     "mock": "nginx mock (direct)",
     "nginx": "nginx proxy",
     "crossroads": "Crossroads",
+    "crossroads-2w": "Crossroads (2 workers)",
     "litellm": "LiteLLM proxy",
     "portkey": "Portkey gateway",
 }
@@ -246,3 +247,42 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     out.append("| " + " | ".join("---" if i < 2 else "---:" for i in range(len(header))) + " |")
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(out)
+
+
+PEERS = ("litellm", "portkey")
+
+
+def peer_ratios(
+    found: dict[tuple[str, str, int], Cell], targets: Sequence[str], modes: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Each Crossroads target's requests/s over each peer's, at 50 and 200 connections, and
+    the peer's CPU per request over Crossroads' (both > 1 when Crossroads is ahead), from the
+    medians of this run."""
+    out: dict[str, dict[str, float]] = {}
+    for ours in (t for t in targets if t.startswith("crossroads")):
+        for peer in (t for t in targets if t in PEERS):
+            for mode in modes:
+                entry: dict[str, float] = {}
+                for conns in (50, 200):
+                    a, b = found.get((ours, mode, conns)), found.get((peer, mode, conns))
+                    if a and b and a.rps and b.rps and b.rps.median:
+                        entry[f"rps@{conns}"] = round(a.rps.median / b.rps.median, 2)
+                a, b = found.get((ours, mode, 50)), found.get((peer, mode, 50))
+                if a and b and a.cpu_ms and b.cpu_ms and a.cpu_ms.median:
+                    entry["cpu_per_request"] = round(b.cpu_ms.median / a.cpu_ms.median, 2)
+                if entry:
+                    out[f"{ours}/{peer}/{mode}"] = entry
+    return out
+
+
+def peer_lines(ratios: dict[str, dict[str, float]]) -> list[str]:
+    """One line per comparison, e.g. `Crossroads vs LiteLLM proxy, json: 18.2x req/s @50`."""
+    lines = []
+    for key, entry in ratios.items():
+        ours, peer, mode = key.split("/")
+        figures = ", ".join(
+            f"{value:g}x " + ("req/s @" + name[4:] if name.startswith("rps@") else "less CPU/req")
+            for name, value in entry.items()
+        )
+        lines.append(f"{LABELS.get(ours, ours)} vs {LABELS.get(peer, peer)}, {mode}: {figures}")
+    return lines

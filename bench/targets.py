@@ -83,27 +83,31 @@ def crossroads_config(mock_port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_crossroads(workdir: Path, mock_port: int, crossroads_bin: Path) -> Target:
-    """`crossroads serve` as in production: its own process, uvloop + httptools, log level
-    warning, ledger on, embedded model off. Port 0: the banner says which port it got."""
-    home = workdir / "crossroads"
+def start_crossroads(
+    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1
+) -> Target:
+    """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
+    workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
+    off. Port 0: the banner says which port it got."""
+    name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
+    home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
     config.write_text(crossroads_config(mock_port))
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
-        "--data-dir", str(data_dir), "--log-level", "warning",
+        "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
     ]  # fmt: skip
     proc = ManagedProcess(
-        "crossroads", argv, home / "crossroads.log", env={"CROSSROADS_BENCH_KEY": BENCH_KEY}
+        name, argv, home / "crossroads.log", env={"CROSSROADS_BENCH_KEY": BENCH_KEY}
     )
     port = _wait_for(proc, lambda: _banner_port(proc.log), timeout=60, what="the Crossroads banner")
     _wait_ready(proc, port, "/readyz", timeout=30)
+    label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
     return Target(
-        "crossroads", "Crossroads", proc, port, dict.fromkeys(MODES, "/v1/chat/completions"),
-        data_dir=data_dir,
-    )  # fmt: skip
+        name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
+    )
 
 
 def _banner_port(log: Path) -> int | None:

@@ -14,6 +14,18 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict (names lower-case, as ASGI delivers them; the
+    first value of a repeated name), built once per request. Starlette's `request.headers`
+    scans the whole header list on every lookup, and a request is looked at for six or more."""
+    scope = request.scope
+    headers: dict[str, str] | None = scope.get("crossroads.headers")
+    if headers is None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+        scope["crossroads.headers"] = headers
+    return headers
+
+
 async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[str, Any]]:
     """The raw body and its decoded JSON object.
 
@@ -21,7 +33,8 @@ async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[st
     (checked on Content-Length first, then while reading), 400 for malformed JSON or a body that
     is not an object. Raises ClientGone when the client disconnects mid-body.
     """
-    content_type = request.headers.get("content-type", "application/json")
+    headers = headers_of(request)
+    content_type = headers.get("content-type", "application/json")
     media = content_type.split(";", 1)[0].strip().lower()
     if media not in ("application/json", "") and not media.endswith("+json"):
         raise InvalidRequestError(
@@ -29,7 +42,7 @@ async def read_json_object(request: Request, limit: int) -> tuple[bytes, dict[st
             status=415,
             code="unsupported_media_type",
         )
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from crossroads.errors import GatewayError
 from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
+from crossroads.ingress.body import headers_of
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
@@ -54,8 +55,9 @@ def dropped_header(names: tuple[str, ...]) -> dict[str, str]:
 def client_timeout(request: Request) -> float | None:
     """The client's own timeout in seconds: `x-crossroads-timeout`, or the `x-stainless-timeout`
     header the official OpenAI and Anthropic SDKs send. None when absent or unreadable."""
+    headers = headers_of(request)
     for header in ("x-crossroads-timeout", "x-stainless-timeout"):
-        value = request.headers.get(header)
+        value = headers.get(header)
         if value:
             try:
                 seconds = float(value)
@@ -68,7 +70,7 @@ def client_timeout(request: Request) -> float | None:
 
 def authenticate(services: Services, request: Request, exchange: Exchange) -> Principal:
     """Raises AuthenticationError (401). Notes the key and team on the exchange."""
-    principal = services.gate.authenticate(request.headers)
+    principal = services.gate.authenticate(headers_of(request))
     exchange.api_key_id = principal.key_id
     exchange.team_id = principal.team_id
     return principal
@@ -76,10 +78,11 @@ def authenticate(services: Services, request: Request, exchange: Exchange) -> Pr
 
 def has_images(body: Mapping[str, Any]) -> bool:
     """Whether an OpenAI-shaped request carries image parts (they need a vision model)."""
+    # dict, not Mapping: the body is decoded JSON, and an ABC check costs a dozen dict ones
     for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(
-            isinstance(part, Mapping) and part.get("type") == "image_url" for part in content
+            isinstance(part, dict) and part.get("type") == "image_url" for part in content
         ):
             return True
     return False

@@ -33,7 +33,7 @@ from crossroads.ingress.anthropic.errors import error_response, stream_error_eve
 from crossroads.ingress.anthropic.request import Converted, to_chat_request
 from crossroads.ingress.anthropic.response import to_message
 from crossroads.ingress.anthropic.stream import StreamTranslator, encode_events
-from crossroads.ingress.body import ClientGone, read_json_object
+from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.exchange import Exchange, new_request_id
 from crossroads.ingress.pipeline import (
@@ -150,7 +150,7 @@ async def count_tokens(request: Request) -> Response:
     request_id = new_request_id()
     headers = {"request-id": request_id, "x-request-id": request_id}
     try:
-        services.gate.authenticate(request.headers)
+        services.gate.authenticate(headers_of(request))
         _, data = await read_json_object(request, services.max_body_bytes)
         parse_routing_options(data)  # accepted as on /v1/messages, and kept out of the count
         converted = to_chat_request(data, require_max_tokens=False)
