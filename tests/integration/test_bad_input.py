@@ -211,3 +211,32 @@ def test_server_keeps_serving_after_bad_input(
         assert 400 <= post(gw.url, body).status_code < 500
     ok = client(gw).chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
     assert ok.choices[0].message.content
+
+
+def test_a_bug_in_the_gateway_is_a_500_in_each_api_shape_without_its_details(
+    gateway: GatewayFactory, mock: MockUpstreamThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The direct routes (/v1/chat/completions, /v1/messages) and those Starlette routes
+    (/v1/models/{id}) share one guarantee: an exception nobody handled is logged with its
+    trace, and the client gets a 500 in its API's shape that reveals nothing of it."""
+    gw = gateway(mock_config(mock.url))
+    services = gw.gateway.services
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    services.router.route = broken  # type: ignore[method-assign]
+    services.router.table.get = broken  # type: ignore[method-assign]
+    chat = httpx.post(f"{gw.v1}/chat/completions", json={"model": "m", "messages": USER})
+    error = assert_openai_error(chat, 500, "internal error")
+    assert "secret" not in chat.text and error["type"] == "api_error"
+    messages = httpx.post(
+        f"{gw.v1}/messages", json={"model": "m", "max_tokens": 5, "messages": USER}
+    )
+    assert messages.status_code == 500 and messages.json()["type"] == "error"
+    assert messages.json()["error"]["type"] == "api_error"
+    assert "secret" not in messages.text
+    one_model = httpx.get(f"{gw.v1}/models/m")
+    assert_openai_error(one_model, 500, "internal error")
+    gw.stop()
+    assert caplog.text.count("secret internals") >= 3  # the trace went to the log

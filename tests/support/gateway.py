@@ -44,6 +44,8 @@ class GatewayThread:
                 log_level="warning",
                 access_log=False,
                 timeout_graceful_shutdown=10,
+                server_header=False,  # as `crossroads serve` sets them
+                proxy_headers=False,
             )
         )
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)

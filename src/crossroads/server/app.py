@@ -96,26 +96,30 @@ class ErrorGuard:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            internal = GatewayError("The gateway hit an internal error; it was logged.")
-            path = str(scope.get("path", ""))
-            body = (
-                anthropic_errors.error_body(internal)
-                if _speaks_anthropic(path)
-                else error_body(internal)
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _internal_error(scope, send)
 
 
-class _Endpoint:
-    """One request handler as a bare ASGI app: what Starlette's `Route` does for it, without
-    the router's matching and exception layers (the handlers answer their own errors)."""
+async def _internal_error(scope: Scope, send: Send) -> None:
+    """A 500 in the API's own error shape; the details are in the log, not the answer."""
+    internal = GatewayError("The gateway hit an internal error; it was logged.")
+    path = str(scope.get("path", ""))
+    body = (
+        anthropic_errors.error_body(internal) if _speaks_anthropic(path) else error_body(internal)
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Direct:
+    """One request handler as a bare ASGI app, guarded like `ErrorGuard` guards the rest: what
+    Starlette's `Route` does for it, without the router's matching and exception layers (the
+    handlers answer their own errors and return their response before sending anything)."""
 
     __slots__ = ("_handler",)
 
@@ -123,8 +127,19 @@ class _Endpoint:
         self._handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._handler(Request(scope, receive))
-        await response(scope, receive, send)
+        try:
+            response = await self._handler(Request(scope, receive))
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await _internal_error(scope, send)
+            return
+        try:
+            await response(scope, receive, send)
+        except Exception:
+            # The answer had started (every response sends its start first): all that is
+            # left is to drop the connection, which uvicorn does on the way out.
+            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            raise
 
 
 class GatewayApp(Starlette):
@@ -133,9 +148,9 @@ class GatewayApp(Starlette):
     Every request through Starlette passes five layers (its error middleware, `ErrorGuard`,
     its exception middleware, the router's route-by-route matching, the endpoint wrapper)
     before reaching a handler: about an eighth of the CPU of a proxied chat request in the
-    profile in docs/performance.md. Routes in `direct` (exact method and path) skip them and
-    keep only `ErrorGuard`; anything else (other methods, paths with parameters, 404s and 405s,
-    lifespan) goes through Starlette as before."""
+    profile in docs/performance.md. Routes in `direct` (exact method and path) skip them, with
+    the same guarantee as `ErrorGuard`; anything else (other methods, paths with parameters,
+    404s and 405s, lifespan) goes through Starlette as before."""
 
     def __init__(
         self,
@@ -144,7 +159,7 @@ class GatewayApp(Starlette):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        self._direct = {key: ErrorGuard(_Endpoint(handler)) for key, handler in direct.items()}
+        self._direct = {key: _Direct(handler) for key, handler in direct.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
