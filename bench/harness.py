@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import deps, measure, pyspy, report, system, targets, wrk
+from bench import deps, measure, pyspy, report, soak, system, targets, wrk
 from bench.measure import RunResult
 from bench.targets import Target
 
@@ -81,6 +81,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="record a py-spy profile of Crossroads under this load instead of benchmarking",
     )
     p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    p.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="the memory soak instead of benchmarking: this long under load (bench/soak.py)",
+    )
+    p.add_argument("--soak-slice", type=float, default=30.0, help="seconds per soak slice")
     args = p.parse_args(argv)
     args.duration = args.duration or _env_float("BENCH_DURATION", 3.0 if args.quick else 10.0)
     args.reps = args.reps or int(_env_float("BENCH_REPS", 1 if args.quick else 3))
@@ -523,13 +530,13 @@ def git_state() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     deps.ensure_debian_tools()
-    if args.peers and not args.profile:
+    if args.peers and not (args.profile or args.soak):
         # Installed before any measurement, so a slow first install does not sit between runs.
         if "litellm" in args.targets:
             deps.ensure_litellm()
         if "portkey" in args.targets:
             deps.ensure_portkey()
-    if not args.profile:
+    if not (args.profile or args.soak):
         say(
             f"==> Targets {', '.join(args.targets)}; modes {', '.join(args.modes)}; connections "
             f"{args.connections}; {args.duration:g} s x {args.reps} repetition(s), "
@@ -539,6 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.profile:
             bench.profile()
+        elif args.soak:
+            soak.soak(bench, say, RESULTS, git_state())
         else:
             bench.run()
     finally:

@@ -350,3 +350,65 @@ def test_python_memory_held_per_in_flight_request_stays_bounded(rig: Rig) -> Non
     held = (_gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])) / IN_FLIGHT
     print(f"held per in-flight request: {held:,.0f} B")
     assert held < HELD_BYTES_PER_IN_FLIGHT_REQUEST
+
+
+@pytest.mark.parametrize("size", [37, 500])
+def test_a_ledger_batch_costs_a_few_sqlite_statements_not_one_per_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The SQLite store's worker thread gives the GIL back on every statement step and must win
+    it back from a busy event loop each time, which can take the whole switch interval (5 ms):
+    written row by row, a saturated gateway's ledger fell behind and its memory grew without
+    bound (docs/performance.md). A batch must cost a handful of statements whatever its size."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from crossroads.ledger import sqlite as sqlite_store
+    from crossroads.ledger.record import Status
+
+    statements: list[str] = []
+    connect = sqlite_store.sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(lambda sql: statements.append(sql[:2000]))
+        return conn
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", traced)
+    now = datetime.now(UTC)
+    records = [
+        LedgerRecord(
+            request_id=f"req_{size}_{n}",
+            created_at=now,
+            endpoint="chat.completions",
+            requested_model="m",
+            stream=bool(n % 2),
+            status=Status.OK,
+            served_model="m",
+            provider="p",
+            prompt_tokens=10,
+            completion_tokens=20,
+            cost_usd=Decimal("0.0001"),
+            latency_ms=1.5,
+        )
+        for n in range(size)
+    ]
+
+    async def write() -> None:
+        store = SQLiteLedgerStore(tmp_path / "ledger.db")
+        await store.open()
+        try:
+            statements.clear()
+            await store.write(records)
+            written = list(statements)
+            assert await store.count() == size
+        finally:
+            await store.close()
+        inserts = [s for s in written if s.startswith("INSERT INTO requests")]
+        assert len(inserts) <= size.bit_length(), inserts  # one per power of two in the size
+        # BEGIN, the watermark, the inserts, one upsert per rollup table, COMMIT
+        assert len(written) <= 3 + len(inserts) + 4 + 1, written
+        # and the rollups are summed from the batch, not from its rows read back one by one
+        assert not [s for s in written if "FROM requests WHERE rowid" in s]
+
+    asyncio.run(write())

@@ -20,11 +20,11 @@ from crossroads.ledger.migrations import migrate
 from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.ledger.sqlite_rows import (
     COLUMNS,
-    INSERT,
     SELECT_COLUMNS,
     decode,
     encode,
     from_micros,
+    insert_rows,
     to_micros,
 )
 from crossroads.ledger.store import (
@@ -38,6 +38,8 @@ __all__ = ["COLUMNS", "SQLiteLedgerStore"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+MAX_ROWS_PER_INSERT = 256
 
 
 class SQLiteLedgerStore:
@@ -59,6 +61,7 @@ class SQLiteLedgerStore:
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        self._rows_per_insert = 1  # set from the connection's limit when it opens
 
     @property
     def path(self) -> Path:
@@ -199,6 +202,11 @@ class SQLiteLedgerStore:
             conn.close()
             raise
         self._conn = conn
+        # Rows per INSERT statement: as many as SQLite's bound-parameter limit allows, up to 256
+        # (see sqlite_rows.insert_rows for why one statement per many rows, not executemany).
+        variables = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        most = max(1, min(MAX_ROWS_PER_INSERT, variables // len(COLUMNS)))
+        self._rows_per_insert = 1 << (most.bit_length() - 1)  # a power of two
 
     def _write_sync(self, records: list[LedgerRecord]) -> None:
         rows = [encode(record) for record in records]  # may raise ValueError: nothing written
@@ -207,7 +215,17 @@ class SQLiteLedgerStore:
         try:
             # The rows this batch inserts get rowids above this one (see sqlite_rollups.apply).
             (watermark,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM requests").fetchone()
-            if conn.executemany(INSERT, rows).rowcount:
+            inserted, start = 0, 0
+            while start < len(rows):
+                # Chunks of power-of-two sizes, so at most a handful of distinct statements are
+                # prepared and cached: a prepared 256-row INSERT holds a lot of native memory.
+                count = min(self._rows_per_insert, 1 << ((len(rows) - start).bit_length() - 1))
+                params = [value for row in rows[start : start + count] for value in row]
+                inserted += conn.execute(insert_rows(count), params).rowcount
+                start += count
+            if inserted == len(rows):
+                sqlite_rollups.apply_rows(conn, rows)
+            elif inserted:  # some were repeats: read back exactly the rows this batch added
                 sqlite_rollups.apply(conn, watermark)
             conn.execute("COMMIT")
         except BaseException:

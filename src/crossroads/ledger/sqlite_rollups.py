@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from crossroads.ledger.histogram import BUCKET_COUNT, upper_bounds
+from crossroads.ledger.sqlite_rows import COLUMNS
 
 __all__ = [
     "DAY_US",
@@ -92,6 +93,10 @@ _SOURCE = (
     "cache_write_tokens, completion_tokens, reasoning_tokens, cost_usd, baseline_cost_units, "
     "upstream_cost_units, latency_ms, ttft_ms"
 )
+_SOURCE_INDEX = tuple(COLUMNS.index(name.strip()) for name in _SOURCE.split(","))
+_REAL_SOURCE = tuple(
+    i for i, name in enumerate(_SOURCE.split(",")) if name.strip() in ("latency_ms", "ttft_ms")
+)
 _WIDTH = len(SUM_COLUMNS) + BUCKET_COUNT
 
 
@@ -128,10 +133,34 @@ def apply(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int | None = N
     while rows := cursor.fetchmany(10_000):
         count += len(rows)
         _add(rows, sums, bounds)
+    _merge(conn, sums)
+    return count
+
+
+def apply_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
+    """Adds rows just inserted, as encoded (`sqlite_rows.COLUMNS` order), to every rollup
+    table: what `apply` does, without reading them back. Only for a batch whose every row was
+    inserted (none skipped as a repeat). Reading back costs a GIL round trip per row, which a
+    writer thread next to a busy event loop pays dearly (see `sqlite_rows.insert_rows`)."""
+    sums: list[dict[tuple[object, ...], list[int]]] = [{} for _ in TABLES]
+    _add((_as_stored(row) for row in rows), sums, upper_bounds())
+    _merge(conn, sums)
+
+
+def _as_stored(row: Sequence[object]) -> tuple[object, ...]:
+    """The `_SOURCE` columns of an encoded row, typed as SQLite would return them (the two
+    REAL columns as floats)."""
+    out = [row[i] for i in _SOURCE_INDEX]
+    for i in _REAL_SOURCE:
+        if out[i] is not None:
+            out[i] = float(out[i])  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _merge(conn: sqlite3.Connection, sums: list[dict[tuple[object, ...], list[int]]]) -> None:
     for (table, _, keys), groups in zip(TABLES, sums, strict=True):
         if groups:
             conn.executemany(_upsert(table, keys), (key + tuple(v) for key, v in groups.items()))
-    return count
 
 
 def rebuild(conn: sqlite3.Connection) -> int:
