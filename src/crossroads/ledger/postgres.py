@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from crossroads.ledger import postgres_rollups as rollups
+from crossroads.ledger import rollup_plan
 from crossroads.ledger.postgres_migrations import LEDGER_LOCK, MIGRATIONS, MIGRATIONS_TABLE
 from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.ledger.sqlite_rows import COLUMNS, decode, encode, from_micros, to_micros
@@ -216,14 +217,14 @@ class PostgresLedgerStore:
         rows: list[Any] = [] if sql is None else await self._fetch(sql, *params)
         if not rows and not keys and interval is None:
             rows = [rollups.empty_row(histogram)]
-        return [rollups.decode_row(row, interval is not None, keys, histogram) for row in rows]
+        return [rollup_plan.decode_row(row, interval is not None, keys, histogram) for row in rows]
 
     async def rollup_span(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> tuple[datetime, datetime] | None:
         """See `RollupReader.rollup_span`."""
         validate_rollup_query(None, (), since, until)
-        lo, hi = rollups.window(
+        lo, hi = rollup_plan.window(
             None if since is None else to_micros(since), None if until is None else to_micros(until)
         )
         if lo >= hi:

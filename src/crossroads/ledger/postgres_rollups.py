@@ -11,13 +11,11 @@ writers take their row locks in the same order and do not deadlock one another."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crossroads.ledger.histogram import BUCKET_COUNT, upper_bounds
-from crossroads.ledger.record import Status
+from crossroads.ledger.rollup_plan import bucket_expr, parts, window
 from crossroads.ledger.sqlite_rollups import (
-    DAY_US,
     HIST_COLUMNS,
     HOUR_US,
     KEY_COLUMNS,
@@ -25,25 +23,19 @@ from crossroads.ledger.sqlite_rollups import (
     SUM_COLUMNS,
     TABLES,
 )
-from crossroads.ledger.store import cost_from_units
 
 __all__ = [
     "AGGREGATES",
     "HOUR_US",
     "SOURCE_COLUMNS",
     "create_tables_sql",
-    "decode_row",
     "empty_row",
     "query_sql",
     "rebuild",
     "span_sql",
-    "window",
     "write_sql",
 ]
 
-MIN_US = -(2**63)
-MAX_US = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Latencies count (in the sums and the histogram) only when finite, to the microsecond, rounded
 # half to even as Python's round() does (PostgreSQL rounds float8 with rint(), half to even).
@@ -95,13 +87,6 @@ SOURCE_COLUMNS = (
 """What the rollups read of a `requests` row (or of a row an INSERT returns)."""
 
 _SUMMED = (*SUM_COLUMNS, *HIST_COLUMNS)
-_MONEY = {
-    "cost_units": "cost_usd",
-    "baselined_cost_units": "baselined_cost_usd",
-    "baseline_cost_units": "baseline_cost_usd",
-    "upstream_cost_units": "upstream_cost_usd",
-}
-_MICROS = {"latency_us_sum": "latency_ms_sum", "ttft_us_sum": "ttft_ms_sum"}
 
 
 def create_tables_sql() -> str:
@@ -221,20 +206,20 @@ def query_sql(
     days at either end. Text keys sort in byte order, as SQLite sorts them."""
     lo, hi = window(since_us, until_us)
     suffix = "_served" if set(keys) <= set(SERVED_KEY_COLUMNS) else ""
-    parts = _parts(lo, hi, since_us is None, until_us is None, interval)
-    if not parts:
+    found = parts(lo, hi, since_us is None, until_us is None, interval)
+    if not found:
         return None, []
     summed = [*SUM_COLUMNS, *(HIST_COLUMNS if histogram else ())]
     columns = ", ".join(("bucket_start", *keys, *summed))
     params: list[int] = []
     arms = []
-    for grain, start, end in parts:
+    for grain, start, end in found:
         params += [start, end]
         arms.append(
             f"SELECT {columns} FROM rollup_{grain}{suffix}"
             f" WHERE bucket_start >= ${len(params) - 1} AND bucket_start < ${len(params)}"
         )
-    group = [*([_bucket_expr(interval)] if interval else []), *keys]
+    group = [*([bucket_expr(interval)] if interval else []), *keys]
     sums = [f"COALESCE(SUM({name}), 0)" for name in summed]
     sql = f"SELECT {', '.join([*group, *sums])} FROM ({' UNION ALL '.join(arms)}) AS parts"
     if group:
@@ -256,78 +241,3 @@ def span_sql() -> str:
         " WHERE bucket_start >= $1 AND bucket_start < $2 ORDER BY bucket_start"
     )
     return f"SELECT ({seek} LIMIT 1), ({seek} DESC LIMIT 1)"
-
-
-def window(since_us: int | None, until_us: int | None) -> tuple[int, int]:
-    """The bucket starts a query reads: `since` rounded down and `until` up to the hour."""
-    lo = MIN_US if since_us is None else _floor(since_us, HOUR_US)
-    hi = MAX_US if until_us is None else -_floor(-until_us, HOUR_US)
-    return lo, hi
-
-
-def decode_row(
-    row: Any, has_bucket: bool, keys: tuple[str, ...], histogram: bool
-) -> dict[str, Any]:
-    """A row of `query_sql` as a `rollup` row. PostgreSQL returns sums of BIGINT as NUMERIC
-    (Decimal): each becomes an int, money exact Decimal USD, microseconds float milliseconds."""
-    values = iter(row)
-    result: dict[str, Any] = {}
-    if has_bucket:
-        result["bucket_start"] = _EPOCH + timedelta(microseconds=int(next(values)))
-    for name in keys:
-        result[name] = _decode_key(name, next(values))
-    for name in SUM_COLUMNS:
-        value = int(next(values))
-        if name in _MONEY:
-            result[_MONEY[name]] = cost_from_units(value)
-        elif name in _MICROS:
-            result[_MICROS[name]] = value / 1000
-        else:
-            result[name] = value
-    if histogram:
-        result["latency_histogram"] = tuple(int(v) for v in values)
-    return result
-
-
-def _floor(micros: int, size: int) -> int:
-    return micros - micros % size  # Python's % is never negative for a positive size
-
-
-def _parts(
-    lo: int, hi: int, open_start: bool, open_end: bool, interval: str | None
-) -> list[tuple[str, int, int]]:
-    """(grain, start, end): ranges of bucket starts that together cover [lo, hi) once."""
-    if lo >= hi:
-        return []
-    if interval == "hour":
-        return [("hourly", lo, hi)]
-    day_lo = lo if open_start else -_floor(-lo, DAY_US)
-    day_hi = hi if open_end else _floor(hi, DAY_US)
-    if day_lo >= day_hi:
-        return [("hourly", lo, hi)]
-    parts = [("daily", day_lo, day_hi)]
-    if lo < day_lo:
-        parts.append(("hourly", lo, day_lo))
-    if day_hi < hi:
-        parts.append(("hourly", day_hi, hi))
-    return parts
-
-
-def _bucket_expr(interval: str) -> str:
-    if interval == "hour":
-        return "bucket_start"
-    day = f"(bucket_start - bucket_start % {DAY_US})"
-    if interval == "day":
-        return day
-    # 1970-01-01 was a Thursday: (days since the epoch + 3) % 7 is 0 on Mondays.
-    return f"({day} - (({day} / {DAY_US} + 3) % 7) * {DAY_US})"
-
-
-def _decode_key(name: str, value: str) -> object:
-    if value == "":
-        return None
-    if name == "open_weights":
-        return value == "open"
-    if name == "status":
-        return Status(value)
-    return value

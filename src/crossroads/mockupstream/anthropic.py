@@ -46,7 +46,6 @@ _FIELDS = frozenset(
         "top_k", "metadata", "tools", "tool_choice", "thinking", "stream", "service_tier",
     }
 )  # fmt: skip
-_ABORT_PAUSE = 0.02  # lets the bytes already written reach the client before the reset
 _MALFORMED_BODY = b"mock upstream: this body is not JSON {"
 _MALFORMED_EVENT = b"event: content_block_delta\ndata: {this event is not JSON\n\n"
 
@@ -384,26 +383,4 @@ async def _stream(
         events.insert(len(events) // 2, _MALFORMED_EVENT)
     if script.no_done:
         events.pop()
-    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    if script.retry_after:
-        headers["retry-after"] = script.retry_after
-    response = web.StreamResponse(headers=headers)
-    if script.truncate:
-        response.force_close()
-    await response.prepare(request)
-    await asyncio.sleep(script.latency)
-    cut = len(events) // 2
-    for index, event in enumerate(events):
-        if index and script.drip:
-            await asyncio.sleep(script.drip)
-        if index == cut and script.reset == "during":
-            await asyncio.sleep(_ABORT_PAUSE)
-            upstream._abort(request, record)
-            return response
-        if index == cut and script.truncate:
-            await response.write(event[: len(event) // 2])
-            upstream._settle(record, "aborted")
-            break
-        await response.write(event)
-    await response.write_eof()
-    return response
+    return await upstream.send_events(request, record, script, events)

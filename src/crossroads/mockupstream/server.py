@@ -377,6 +377,13 @@ class MockUpstream:
             events.insert(len(events) // 2, _MALFORMED_EVENT)
         if not script.no_done:
             events.append(DONE)
+        return await self.send_events(request, record, script, events)
+
+    async def send_events(
+        self, request: web.Request, record: RequestRecord, script: Script, events: list[bytes]
+    ) -> web.StreamResponse:
+        """Sends a stream's events as the script says (latency, drip, a reset or a truncation
+        halfway); shared by the OpenAI and Anthropic endpoints."""
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         if script.retry_after:
             headers["Retry-After"] = script.retry_after

@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from crossroads.errors import ConfigError, UpstreamError, UpstreamTimeoutError
+from crossroads.providers import http
 from crossroads.providers.anthropic.answer import completion_from_message
 from crossroads.providers.anthropic.convert import build_request
 from crossroads.providers.anthropic.errors import from_error_object, from_status
@@ -23,7 +24,6 @@ from crossroads.providers.anthropic.wire import API_VERSION
 from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
 from crossroads.sse import SSEDecoder
 
-_MAX_ERROR_BODY = 64 * 1024
 _AUTH_SCHEMES = ("x-api-key", "bearer")
 
 
@@ -63,17 +63,7 @@ class AnthropicProvider:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0, ttl_dns_cache=300, keepalive_timeout=30, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._spec.timeouts.connect),
-                auto_decompress=True,
-                raise_for_status=False,
-                skip_auto_headers=("User-Agent",),
-            )
+            self._session = http.pooled_session(self._headers, self._spec.timeouts.connect)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -89,59 +79,29 @@ class AnthropicProvider:
             request["stream"] = True
         return orjson.dumps(request)
 
-    def _remaining(self, call: UpstreamCall) -> float:
-        return call.deadline - asyncio.get_running_loop().time()
-
-    async def _post(self, call: UpstreamCall, stream: bool) -> aiohttp.ClientResponse:
-        """Converts and sends the request and waits for the answer's headers, within the
-        first-byte timeout and the call's deadline. Raises UpstreamError for requests Anthropic
-        cannot serve (400, before anything is sent), transport failures and HTTP errors."""
+    def _ready(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError(f"provider {self.id} used before start()")
-        payload = self._encode(call, stream)
-        timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
-        if timeout <= 0:
-            raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
-        try:
-            async with asyncio.timeout(timeout):
-                response = await self._session.post(self._url, data=payload)
-                if response.status >= 400:
-                    try:
-                        body = await response.content.read(_MAX_ERROR_BODY)
-                    finally:
-                        response.release()
-                    raise from_status(
-                        self.id, response.status, body, response.headers.get("retry-after")
-                    )
-                return response
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"provider '{self.id}' sent no answer within {timeout:.1f}s"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc) from None
+        return self._session
 
     async def complete(self, call: UpstreamCall) -> Completion:
-        response = await self._post(call, stream=False)
-        try:
-            async with asyncio.timeout(max(self._remaining(call), 0)):
-                body = await response.read()
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"provider '{self.id}' did not finish its answer before the deadline"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc) from None
-        finally:
-            response.release()
+        body = await http.post_and_read(
+            self._ready(),
+            self._url,
+            self._encode(call, stream=False),
+            call,
+            provider=self.id,
+            first_byte=self._spec.timeouts.first_byte,
+            read_error=from_status,
+        )
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _garbage(self.id, "a response that is not valid JSON") from None
+            raise http.bad_answer(self.id, "a response that is not valid JSON") from None
         if isinstance(data, dict) and data.get("type") == "error":
             raise from_error_object(self.id, data.get("error"))
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            raise _garbage(self.id, "a JSON document that is not a message")
+            raise http.bad_answer(self.id, "a JSON document that is not a message")
         document, usage = completion_from_message(
             data, created=int(time.time()), model=str(call.body.get("model", ""))
         )
@@ -150,7 +110,15 @@ class AnthropicProvider:
         return Completion(body=orjson.dumps(document), data=document, usage=usage)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
-        response = await self._post(call, stream=True)
+        response = await http.post(
+            self._ready(),
+            self._url,
+            self._encode(call, stream=True),
+            call,
+            provider=self.id,
+            first_byte=self._spec.timeouts.first_byte,
+            read_error=from_status,
+        )
         decoder = SSEDecoder()
         converter = StreamConverter(
             self.id, created=int(time.time()), model=str(call.body.get("model", ""))
@@ -159,7 +127,7 @@ class AnthropicProvider:
         try:
             content = response.content
             while not converter.finished:
-                timeout = self._remaining(call)
+                timeout = http.remaining(call)
                 if timeout <= 0:
                     raise UpstreamTimeoutError(
                         f"provider '{self.id}' stream passed the request deadline"
@@ -181,7 +149,7 @@ class AnthropicProvider:
                         thinking.commit(self._thinking)
                         break
         except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc, mid_stream=True) from None
+            raise http.transport_error(self.id, exc, mid_stream=True) from None
         finally:
             # Closing (not releasing) drops the connection, which is how an upstream learns
             # that nobody is reading any more and stops generating.
@@ -208,26 +176,3 @@ def _option_max_tokens(spec: ProviderSpec) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"provider '{spec.id}': default_max_tokens must be a positive integer")
     return value
-
-
-def _garbage(provider: str, what: str) -> UpstreamError:
-    return UpstreamError(
-        f"provider '{provider}' returned {what}", retryable=True, code="upstream_bad_response"
-    )
-
-
-def _transport_error(
-    provider: str, exc: aiohttp.ClientError, *, mid_stream: bool = False
-) -> UpstreamError:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        what = "could not be reached"
-    elif mid_stream:
-        what = "dropped the connection mid-stream"
-    else:
-        what = "dropped the connection"
-    # The exception text can carry URLs but never our headers; keep only its class name.
-    return UpstreamError(
-        f"provider '{provider}' {what} ({type(exc).__name__})",
-        retryable=True,
-        code="upstream_connection_error",
-    )

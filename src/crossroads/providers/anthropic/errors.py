@@ -1,10 +1,8 @@
 """Turns an Anthropic-format upstream failure (an HTTP error status, or an `error` object in a
 body or stream event) into an UpstreamError the router can act on.
 
-The classes mirror `openai_compat/errors.py` (a provider never imports another provider): 408,
-409, 425, 429 and 5xx are transient, and so is Anthropic's own 529 `overloaded_error`; 401 and
-403 mean our key for that host is wrong (try another deployment, never show the upstream's
-text); other 4xx are the client's own mistake and come back at once with the upstream's message.
+The classes are those of every adapter (`crossroads.providers.http.from_status`), plus
+Anthropic's own 529 `overloaded_error`, which is transient too.
 Anthropic's error body is `{"type": "error", "error": {"type": ..., "message": ...}}`
 (Anthropic "Errors" page); the compatible endpoints send the same shape or OpenAI's."""
 
@@ -15,8 +13,8 @@ from typing import Any
 import orjson
 
 from crossroads.errors import UpstreamError
+from crossroads.providers import http
 
-RETRYABLE = frozenset({408, 409, 425, 429})
 OVERLOADED = 529
 # Error `type`s that say "try again later" (Anthropic "Errors" page) -> our status and code.
 _TRANSIENT_TYPES = {
@@ -27,17 +25,6 @@ _TRANSIENT_TYPES = {
 }
 _AUTH_TYPES = frozenset({"authentication_error", "permission_error"})
 _MAX_MESSAGE = 500
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Reads a `retry-after` header given in seconds (the form Anthropic documents)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 def error_message(error: Any) -> str | None:
@@ -58,22 +45,8 @@ def upstream_message(body: bytes) -> str | None:
     return error_message(data.get("error")) if isinstance(data, dict) else None
 
 
-def _auth_failed(provider: str, status: int | None) -> UpstreamError:
-    how = f" (HTTP {status})" if status is not None else ""
-    return UpstreamError(
-        f"provider '{provider}' rejected the gateway's credentials{how}; "
-        "the gateway operator must check its API key",
-        retryable=True,
-        upstream_status=status,
-        status=502,
-        code="upstream_auth_failed",
-    )
-
-
 def from_status(provider: str, status: int, body: bytes, retry_after: str | None) -> UpstreamError:
     """The UpstreamError for an upstream answer with HTTP status `status` (>= 400)."""
-    if status in (401, 403):
-        return _auth_failed(provider, status)
     if status == OVERLOADED:
         detail = upstream_message(body)
         return UpstreamError(
@@ -81,27 +54,10 @@ def from_status(provider: str, status: int, body: bytes, retry_after: str | None
             retryable=True,
             upstream_status=status,
             status=503,
-            retry_after=retry_after_seconds(retry_after),
+            retry_after=http.retry_after_seconds(retry_after),
             code="upstream_overloaded",
         )
-    if status in RETRYABLE or status >= 500:
-        detail = upstream_message(body)
-        return UpstreamError(
-            f"provider '{provider}' answered HTTP {status}" + (f": {detail}" if detail else ""),
-            retryable=True,
-            upstream_status=status,
-            status=429 if status == 429 else 502,
-            retry_after=retry_after_seconds(retry_after),
-            code="upstream_rate_limited" if status == 429 else "upstream_unavailable",
-        )
-    detail = upstream_message(body) or f"HTTP {status} with no error message"
-    return UpstreamError(
-        f"provider '{provider}' refused the request: {detail}",
-        retryable=False,
-        upstream_status=status,
-        status=status if 400 <= status < 500 else 502,
-        code="upstream_rejected",
-    )
+    return http.from_status(provider, status, upstream_message(body), retry_after)
 
 
 def from_error_object(provider: str, error: Any) -> UpstreamError:
@@ -111,7 +67,7 @@ def from_error_object(provider: str, error: Any) -> UpstreamError:
     types hide the upstream's text; anything else is not retryable."""
     kind = error.get("type") if isinstance(error, dict) else None
     if kind in _AUTH_TYPES:
-        return _auth_failed(provider, None)
+        return http.auth_failed(provider, None)
     message = error_message(error) or "no message"
     if isinstance(kind, str) and kind in _TRANSIENT_TYPES:
         status, code = _TRANSIENT_TYPES[kind]

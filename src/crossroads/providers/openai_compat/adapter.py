@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 
 from crossroads.errors import UpstreamError, UpstreamTimeoutError
+from crossroads.providers import http
 from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
 from crossroads.providers.openai_compat.errors import from_status
 from crossroads.providers.openai_compat.reasoning_cache import ReasoningCache
@@ -30,8 +31,6 @@ from crossroads.schemas import Usage
 from crossroads.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
-
-_MAX_ERROR_BODY = 64 * 1024
 
 
 class OpenAICompatProvider:
@@ -63,17 +62,7 @@ class OpenAICompatProvider:
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0, ttl_dns_cache=300, keepalive_timeout=30, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._spec.timeouts.connect),
-                auto_decompress=True,
-                raise_for_status=False,
-                skip_auto_headers=("User-Agent",),
-            )
+            self._session = http.pooled_session(self._headers, self._spec.timeouts.connect)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -102,47 +91,10 @@ class OpenAICompatProvider:
         )
         return orjson.dumps(body), prepared, plan
 
-    def _remaining(self, call: UpstreamCall) -> float:
-        return call.deadline - asyncio.get_running_loop().time()
-
     def _ready(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError(f"provider {self.id} used before start()")
         return self._session
-
-    def _first_byte_budget(self, call: UpstreamCall) -> float:
-        """Seconds to wait for the answer's headers: the first-byte timeout, or less when the
-        deadline is nearer. Raises UpstreamTimeoutError when no time is left."""
-        timeout = min(self._spec.timeouts.first_byte, self._remaining(call))
-        if timeout <= 0:
-            raise UpstreamTimeoutError(f"no time left for provider '{self.id}'")
-        return timeout
-
-    async def _post(self, url: str, data: bytes, call: UpstreamCall) -> aiohttp.ClientResponse:
-        """Sends the request and waits for the answer's headers, within the first-byte timeout
-        and the call's deadline. Raises UpstreamError for transport failures and HTTP errors."""
-        session = self._ready()
-        timeout = self._first_byte_budget(call)
-        try:
-            async with asyncio.timeout(timeout):
-                response = await session.post(url, data=data)
-                if response.status >= 400:
-                    raise await self._refusal(response)
-                return response
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"provider '{self.id}' sent no answer within {timeout:.1f}s"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc) from None
-
-    async def _refusal(self, response: aiohttp.ClientResponse) -> UpstreamError:
-        """The error for an HTTP error answer (status >= 400), its body read and released."""
-        try:
-            body = await response.content.read(_MAX_ERROR_BODY)
-        finally:
-            response.release()
-        return from_status(self.id, response.status, body, response.headers.get("Retry-After"))
 
     async def probe(self) -> None:
         """GET {base_url}/models: answered by every OpenAI-compatible server, free of charge."""
@@ -151,50 +103,33 @@ class OpenAICompatProvider:
             async with asyncio.timeout(self._spec.timeouts.first_byte):
                 async with session.get(f"{self._spec.base_url}/models") as response:
                     if response.status >= 400:
-                        raise await self._refusal(response)
+                        raise await http.refusal(self.id, response, from_status)
         except TimeoutError:
             raise UpstreamTimeoutError(f"provider '{self.id}' did not answer its probe") from None
         except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc) from None
+            raise http.transport_error(self.id, exc) from None
 
     async def _read_json(self, url: str, data: bytes, call: UpstreamCall) -> tuple[bytes, Any]:
-        """POSTs and reads a whole JSON answer: (raw bytes, decoded). The headers must come
-        within the first-byte timeout, the whole answer before the call's deadline (one timer,
-        moved once the headers are in)."""
-        session = self._ready()
-        timeout = self._first_byte_budget(call)
-        reading = False
-        try:
-            async with asyncio.timeout(timeout) as timer:
-                response = await session.post(url, data=data)
-                if response.status >= 400:
-                    raise await self._refusal(response)
-                reading = True
-                timer.reschedule(call.deadline)
-                try:
-                    body = await response.read()
-                finally:
-                    response.release()
-        except TimeoutError:
-            if reading:
-                raise UpstreamTimeoutError(
-                    f"provider '{self.id}' did not finish its answer before the deadline"
-                ) from None
-            raise UpstreamTimeoutError(
-                f"provider '{self.id}' sent no answer within {timeout:.1f}s"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc) from None
+        """POSTs and reads a whole JSON answer within the timeouts: (raw bytes, decoded)."""
+        body = await http.post_and_read(
+            self._ready(),
+            url,
+            data,
+            call,
+            provider=self.id,
+            first_byte=self._spec.timeouts.first_byte,
+            read_error=from_status,
+        )
         try:
             return body, orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _garbage(self.id, "a response that is not valid JSON") from None
+            raise http.bad_answer(self.id, "a response that is not valid JSON") from None
 
     async def complete(self, call: UpstreamCall) -> Completion:
         request, prepared, plan = self._prepare(call, stream=False)
         body, data = await self._read_json(self._chat_url, request, call)
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise _garbage(self.id, "a JSON document that is not a chat completion")
+            raise http.bad_answer(self.id, "a JSON document that is not a chat completion")
         if plan.active:
             normalised = normalise_completion(data, plan, self._replay)
             if plan.rewrites:
@@ -206,7 +141,7 @@ class OpenAICompatProvider:
         """POST {base_url}/embeddings with the body as sent; see `base.Embeddings`."""
         body, data = await self._read_json(self._embeddings_url, orjson.dumps(call.body), call)
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise _garbage(self.id, "a JSON document that is not an embeddings list")
+            raise http.bad_answer(self.id, "a JSON document that is not an embeddings list")
         return Completion(body=body, data=data, usage=Usage.from_openai(data.get("usage")))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
@@ -214,7 +149,15 @@ class OpenAICompatProvider:
         normaliser = StreamNormaliser(plan, self._replay) if plan.active else None
         rewrite = plan.rewrites
         dropped = prepared.dropped
-        response = await self._post(self._chat_url, request, call)
+        response = await http.post(
+            self._ready(),
+            self._chat_url,
+            request,
+            call,
+            provider=self.id,
+            first_byte=self._spec.timeouts.first_byte,
+            read_error=from_status,
+        )
         decoder = SSEDecoder()
         finished = False  # a choice reported its finish_reason
         done = False  # the [DONE] sentinel arrived
@@ -223,7 +166,7 @@ class OpenAICompatProvider:
             content = response.content
             waiting_first = True  # the first event is held to the first-byte timeout too
             while not done:
-                timeout = self._remaining(call)
+                timeout = http.remaining(call)
                 if waiting_first:
                     timeout = min(timeout, self._spec.timeouts.first_byte)
                 if timeout <= 0:
@@ -270,9 +213,9 @@ class OpenAICompatProvider:
             if done:
                 # Read what follows [DONE] (with chunked encoding, the terminating chunk) so the
                 # connection goes back to the pool instead of being closed.
-                reusable = await _drain(response.content, min(0.2, self._remaining(call)))
+                reusable = await _drain(response.content, min(0.2, http.remaining(call)))
         except aiohttp.ClientError as exc:
-            raise _transport_error(self.id, exc, mid_stream=True) from None
+            raise http.transport_error(self.id, exc, mid_stream=True) from None
         finally:
             # Closing (not releasing) drops the connection, which is how an upstream learns
             # that nobody is reading any more and stops generating.
@@ -307,9 +250,9 @@ def _decode_event(provider: str, data: str) -> dict[str, Any]:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise _garbage(provider, "a stream event that is not valid JSON") from None
+        raise http.bad_answer(provider, "a stream event that is not valid JSON") from None
     if not isinstance(obj, dict):
-        raise _garbage(provider, "a stream event that is not a JSON object")
+        raise http.bad_answer(provider, "a stream event that is not a JSON object")
     error = obj.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else str(error)
@@ -337,26 +280,3 @@ def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...], more: boo
 def _unmarked(chunk: StreamChunk) -> StreamChunk:
     """The last chunk of a read: to be sent without waiting for another."""
     return StreamChunk(chunk.data, chunk.usage, chunk.usage_only, chunk.dropped, more=False)
-
-
-def _garbage(provider: str, what: str) -> UpstreamError:
-    return UpstreamError(
-        f"provider '{provider}' returned {what}", retryable=True, code="upstream_bad_response"
-    )
-
-
-def _transport_error(
-    provider: str, exc: aiohttp.ClientError, *, mid_stream: bool = False
-) -> UpstreamError:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        what = "could not be reached"
-    elif mid_stream:
-        what = "dropped the connection mid-stream"
-    else:
-        what = "dropped the connection"
-    # The exception text can carry URLs but never our headers; keep only its class name.
-    return UpstreamError(
-        f"provider '{provider}' {what} ({type(exc).__name__})",
-        retryable=True,
-        code="upstream_connection_error",
-    )
