@@ -7,7 +7,8 @@ store unchanged and sums over millions of rows stay exact.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, localcontext
+import functools
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import NamedTuple
 
 from crossroads.catalog.model import Prices
@@ -24,6 +25,7 @@ _PER_MILLION = Decimal(1_000_000)
 # Enough digits that no intermediate product is ever rounded: 10^12 tokens at $10^6 per million
 # tokens with ten decimals still fits well inside 50 significant digits.
 _PRECISION = 50
+_CONTEXT = Context(prec=_PRECISION)
 
 
 class _Rates(NamedTuple):
@@ -46,23 +48,26 @@ def cost(usage: Usage, prices: Prices) -> Decimal:
 
     Raises ValueError when any token count is negative.
     """
-    _check_counts(
-        prompt_tokens=usage.prompt_tokens,
-        cached_tokens=usage.cached_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        completion_tokens=usage.completion_tokens,
-    )
-    rates = _rates(prices, usage.prompt_tokens)
-    uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
-        micro_usd = (
-            uncached * rates.input
-            + usage.cached_tokens * rates.cached_input
-            + usage.cache_write_tokens * rates.cache_write
-            + usage.completion_tokens * rates.output
+    prompt, cached = usage.prompt_tokens, usage.cached_tokens
+    written, completion = usage.cache_write_tokens, usage.completion_tokens
+    if min(prompt, cached, written, completion) < 0:
+        _check_counts(
+            prompt_tokens=prompt,
+            cached_tokens=cached,
+            cache_write_tokens=written,
+            completion_tokens=completion,
         )
-        return (micro_usd / _PER_MILLION).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+    rates = _rates(prices, prompt)
+    uncached = max(prompt - cached - written, 0)
+    # The context's methods, not `localcontext()`: this runs on every request.
+    c = _CONTEXT
+    micro_usd = c.add(
+        c.add(c.multiply(uncached, rates.input), c.multiply(cached, rates.cached_input)),
+        c.add(c.multiply(written, rates.cache_write), c.multiply(completion, rates.output)),
+    )
+    return c.divide(micro_usd, _PER_MILLION).quantize(
+        COST_QUANTUM, rounding=ROUND_HALF_EVEN, context=c
+    )
 
 
 def estimate_max_cost(prompt_tokens: int, max_output_tokens: int, prices: Prices) -> Decimal:
@@ -87,13 +92,24 @@ def estimate_max_cost(prompt_tokens: int, max_output_tokens: int, prices: Prices
 def _rates(prices: Prices, prompt_tokens: int) -> _Rates:
     """The rates for a prompt of `prompt_tokens`: the applicable tier's, else the base prices."""
     applicable = [tier for tier in prices.tiers if tier.above_prompt_tokens < prompt_tokens]
-    if applicable:
-        tier = max(applicable, key=lambda t: t.above_prompt_tokens)
-        source_input, output = tier.input, tier.output
-        cached_input, cache_write = tier.cached_input, tier.cache_write
-    else:
-        source_input, output = prices.input, prices.output
-        cached_input, cache_write = prices.cached_input, prices.cache_write
+    if not applicable:
+        return _base_rates(prices)
+    tier = max(applicable, key=lambda t: t.above_prompt_tokens)
+    return _resolve(tier.input, tier.cached_input, tier.cache_write, tier.output)
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_rates(prices: Prices) -> _Rates:
+    """Resolved once per price list (prices are immutable and few)."""
+    return _resolve(prices.input, prices.cached_input, prices.cache_write, prices.output)
+
+
+def _resolve(
+    source_input: Decimal,
+    cached_input: Decimal | None,
+    cache_write: Decimal | None,
+    output: Decimal,
+) -> _Rates:
     return _Rates(
         input=source_input,
         cached_input=source_input if cached_input is None else cached_input,
