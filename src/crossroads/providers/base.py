@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 from crossroads.schemas import Usage
 
 
@@ -73,9 +75,9 @@ class Completion:
     dropped: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class StreamChunk:
+class StreamChunk(msgspec.Struct, frozen=True):
     """One `chat.completion.chunk` JSON document of a stream, as bytes (no `data:` framing).
+    A frozen msgspec Struct rather than a dataclass: one is made per event of every stream.
 
     `usage` is set on the chunk that carries the request's usage (normally the last one);
     `usage_only` marks a chunk with no choices that exists only to carry usage, which an

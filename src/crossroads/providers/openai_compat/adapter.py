@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import msgspec
 import orjson
 
 from crossroads.errors import UpstreamError, UpstreamTimeoutError
@@ -279,4 +280,4 @@ def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...], more: boo
 
 def _unmarked(chunk: StreamChunk) -> StreamChunk:
     """The last chunk of a read: to be sent without waiting for another."""
-    return StreamChunk(chunk.data, chunk.usage, chunk.usage_only, chunk.dropped, more=False)
+    return msgspec.structs.replace(chunk, more=False)

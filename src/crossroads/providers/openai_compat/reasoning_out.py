@@ -134,7 +134,7 @@ class StreamNormaliser:
                 normalised.append(choice)
                 continue
             delta = choice.get("delta")
-            state = self._choices.setdefault(choice.get("index", 0), _ChoiceState())
+            state = self._state(choice)
             new_delta = self._delta(delta if isinstance(delta, dict) else {}, state)
             if choice.get("finish_reason") is not None:
                 self._finish(new_delta, state)
@@ -142,12 +142,20 @@ class StreamNormaliser:
             normalised.append({**choice, "delta": new_delta})
         return {**obj, "choices": normalised}, payload
 
+    def _state(self, choice: JSON) -> _ChoiceState:
+        """The choice's state, made on its first chunk (not on every one: it holds a splitter)."""
+        index = choice.get("index", 0)
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _ChoiceState()
+        return state
+
     def _observe(self, choices: list[Any]) -> None:
         """Only learns tool turns' reasoning (the host already answers in the neutral form)."""
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            state = self._choices.setdefault(choice.get("index", 0), _ChoiceState())
+            state = self._state(choice)
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 reasoning = delta.get(REASONING)
