@@ -183,14 +183,22 @@ def _add(
     sums: list[dict[tuple[object, ...], list[int]]],
     bounds: Sequence[float],
 ) -> None:
-    """Adds each source row to its group in each of the four tables' dicts. Written flat, with
-    locals, because it runs once per request."""
-    hourly, daily, hourly_served, daily_served = sums
+    """Adds each source row to its group in each of the four tables' dicts.
+
+    Each row is summed once, into its (hour, full key) group; the few distinct groups are then
+    folded into the four tables (day from hour, the served key from the full key). Written flat,
+    with locals, because the first loop runs once per request, on the writer thread that
+    competes with the event loop for the GIL."""
+    per_hour: dict[tuple[object, ...], list[int]] = {}
     for row in rows:
         (created, api_key, team, served, deployment, maker, origin, weights, provider,
          jurisdiction, status, prompt, cached, written, completion, reasoning, cost, baseline,
          upstream, latency, ttft) = row  # fmt: skip
-        served_key = (
+        assert isinstance(created, int)
+        key: tuple[object, ...] = (
+            created - created % HOUR_US,
+            api_key or "",
+            team or "",
             served or "",
             deployment or "",
             maker or "",
@@ -200,52 +208,54 @@ def _add(
             jurisdiction or "",
             status,
         )
-        full_key = (api_key or "", team or "", *served_key)
-        assert isinstance(created, int)
-        hour = created - created % HOUR_US
-        day = created - created % DAY_US
-        lat_us = bucket = ttft_us = None
+        s = per_hour.get(key)
+        if s is None:
+            s = per_hour[key] = [0] * _WIDTH
+        s[0] += 1
+        if status == "error":
+            s[1] += 1
+        elif status == "cancelled":
+            s[2] += 1
+        s[3] += prompt  # type: ignore[operator]
+        s[4] += cached  # type: ignore[operator]
+        s[5] += written  # type: ignore[operator]
+        s[6] += completion  # type: ignore[operator]
+        s[7] += reasoning  # type: ignore[operator]
+        if cost is not None:
+            s[8] += cost  # type: ignore[operator]
+            s[9] += 1
+            if baseline is not None:
+                s[10] += 1
+                s[11] += cost  # type: ignore[operator]
+                s[12] += baseline  # type: ignore[operator]
+        if upstream is not None:
+            s[13] += upstream  # type: ignore[operator]
+            s[14] += 1
         if isinstance(latency, float) and math.isfinite(latency):
-            lat_us = round(latency * 1000)
-            bucket = len(SUM_COLUMNS) + bisect.bisect_right(bounds, latency)
+            s[15] += 1
+            s[16] += round(latency * 1000)
+            s[len(SUM_COLUMNS) + bisect.bisect_right(bounds, latency)] += 1
         if isinstance(ttft, float) and math.isfinite(ttft):
-            ttft_us = round(ttft * 1000)
-        for groups, key in (
-            (hourly, (hour, *full_key)),
+            s[17] += 1
+            s[18] += round(ttft * 1000)
+    hourly, daily, hourly_served, daily_served = sums
+    for key, s in per_hour.items():
+        hour, full_key = key[0], key[1:]
+        assert isinstance(hour, int)
+        day = hour - hour % DAY_US
+        served_key = full_key[2:]
+        for groups, group in (
+            (hourly, key),
             (daily, (day, *full_key)),
             (hourly_served, (hour, *served_key)),
             (daily_served, (day, *served_key)),
         ):
-            s = groups.get(key)
-            if s is None:
-                s = groups[key] = [0] * _WIDTH
-            s[0] += 1
-            if status == "error":
-                s[1] += 1
-            elif status == "cancelled":
-                s[2] += 1
-            s[3] += prompt  # type: ignore[operator]
-            s[4] += cached  # type: ignore[operator]
-            s[5] += written  # type: ignore[operator]
-            s[6] += completion  # type: ignore[operator]
-            s[7] += reasoning  # type: ignore[operator]
-            if cost is not None:
-                s[8] += cost  # type: ignore[operator]
-                s[9] += 1
-                if baseline is not None:
-                    s[10] += 1
-                    s[11] += cost  # type: ignore[operator]
-                    s[12] += baseline  # type: ignore[operator]
-            if upstream is not None:
-                s[13] += upstream  # type: ignore[operator]
-                s[14] += 1
-            if lat_us is not None and bucket is not None:
-                s[15] += 1
-                s[16] += lat_us
-                s[bucket] += 1
-            if ttft_us is not None:
-                s[17] += 1
-                s[18] += ttft_us
+            total = groups.get(group)
+            if total is None:
+                groups[group] = list(s)
+            else:
+                for i, value in enumerate(s):
+                    total[i] += value
 
 
 def _upsert(table: str, keys: Sequence[str]) -> str:
