@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import deps, measure, pyspy, report, soak, system, targets, wrk
+from bench import deps, measure, profiling, report, soak, system, targets, wrk
 from bench.measure import RunResult
 from bench.targets import Target
 
@@ -414,77 +414,6 @@ class Bench:
         say(f"==> Results: {out.relative_to(REPO)} (and .md)")
         return out
 
-    def profile(self) -> Path:
-        """py-spy on the gateway while wrk drives `mode` at 50 connections."""
-        mode = self.args.profile
-        tool = deps.ensure_pyspy()
-        self.sampler.start()
-        self.mock = targets.start_mock(self.workdir)
-        say(f"==> Profiling the tree at {json.dumps(git_state())}")
-        target = self.starter("crossroads")()
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        collapsed = RESULTS / f"profile-{stamp}-{mode}.txt"
-        try:
-            self.sampler.watch("crossroads", target.process.pid)
-            self.check_answers(target)
-            script = wrk.write_script(
-                self.workdir / f"wrk-{mode}.lua", target.body(mode), target.headers.get(mode, {})
-            )
-            self.one(target, mode, 50, -1, script, warmup=True)
-            argv = pyspy.command(
-                tool, target.process.pid, self.args.duration, collapsed, self.args.profile_rate
-            )
-            ours = {
-                os.getpid(),
-                *system.tree(target.process.pid),
-                *system.tree(self.mock.process.pid),
-            }
-            quiet, who = measure.wait_quiet(ours, max_wait=self.args.quiet_wait)
-            if not quiet:
-                self.warn(f"profiling while others are busy: {who}")
-            say("==> " + " ".join(argv))
-            spy = pyspy.start(tool, target.process.pid, self.args.duration, collapsed,
-                              self.args.profile_rate)  # fmt: skip
-            time.sleep(0.5)  # py-spy attaches before the load starts
-            # wrk runs a little longer than py-spy, so every sample is under load.
-            run = self.one(
-                target,
-                mode,
-                50,
-                0,
-                script,
-                retries=0,
-                seconds=self.args.duration + 2,
-                wait=False,
-                label="profiled",
-            )
-            out, _ = spy.communicate(timeout=self.args.duration + 60)
-            if spy.returncode != 0:
-                raise RuntimeError(f"py-spy failed ({spy.returncode}): {out}")
-        finally:
-            self.stop(target)
-            self.mock.process.stop(signal.SIGQUIT)
-            self.sampler.stop()
-        prof = pyspy.summarize(collapsed)
-        seconds = max(1, round(self.args.duration))
-        say(
-            f"\n{prof.samples} samples with the GIL held in {seconds} s at "
-            f"{self.args.profile_rate}/s ({prof.samples / (seconds * self.args.profile_rate):.0%} "
-            f"of the time); {run.wrk.rps:,.0f} req/s while profiled. "
-            f"Stacks: {collapsed.relative_to(REPO)}"
-        )
-        tables = (
-            ("Self samples by package", prof.by_package),
-            ("Top frames by self samples", prof.self_top),
-            ("Top frames by inclusive samples", prof.inclusive_top),
-        )
-        for title, rows in tables:
-            say(f"\n{title}:")
-            for frame, count in rows[:25]:
-                say(f"  {100 * count / prof.samples:5.1f}%  {count:6d}  {frame}")
-        return collapsed
-
     def cleanup(self) -> None:
         if self.args.keep:
             say(f"==> Kept {self.workdir}")
@@ -545,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args)
     try:
         if args.profile:
-            bench.profile()
+            profiling.profile(bench, say, RESULTS, git_state(), REPO)
         elif args.soak:
             soak.soak(bench, say, RESULTS, git_state())
         else:

@@ -5,8 +5,8 @@ them, with the router's Trace, into exactly one LedgerRecord."""
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from datetime import UTC, datetime
 
 from crossroads.errors import GatewayError
@@ -18,7 +18,8 @@ from crossroads.schemas import Usage
 
 
 def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
+    """`req_` and 32 random hex digits (128 bits, as a UUID4 has, without building one)."""
+    return f"req_{secrets.token_hex(16)}"
 
 
 class Exchange:
