@@ -93,19 +93,8 @@ async def post(
     """Sends the request and waits for the answer's headers, within the first-byte timeout and
     the call's deadline; the caller reads (and releases) the body. Raises UpstreamError for
     transport failures and HTTP errors."""
-    timeout = _first_byte_budget(provider, first_byte, call)
-    try:
-        async with asyncio.timeout(timeout):
-            response = await session.post(url, data=data)
-            if response.status >= 400:
-                raise await refusal(provider, response, read_error)
-            return response
-    except TimeoutError:
-        raise UpstreamTimeoutError(
-            f"provider '{provider}' sent no answer within {timeout:.1f}s"
-        ) from None
-    except aiohttp.ClientError as exc:
-        raise transport_error(provider, exc) from None
+    response, _ = await _post(session, url, data, call, provider, first_byte, read_error, False)
+    return response
 
 
 async def post_and_read(
@@ -120,6 +109,20 @@ async def post_and_read(
 ) -> bytes:
     """POSTs and reads the whole answer: its headers within the first-byte timeout, all of it
     before the call's deadline (one timer, moved once the headers are in)."""
+    _, body = await _post(session, url, data, call, provider, first_byte, read_error, True)
+    return body
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    data: bytes,
+    call: UpstreamCall,
+    provider: str,
+    first_byte: float,
+    read_error: ErrorReader,
+    whole: bool,
+) -> tuple[aiohttp.ClientResponse, bytes]:
     timeout = _first_byte_budget(provider, first_byte, call)
     reading = False
     try:
@@ -127,10 +130,12 @@ async def post_and_read(
             response = await session.post(url, data=data)
             if response.status >= 400:
                 raise await refusal(provider, response, read_error)
+            if not whole:
+                return response, b""
             reading = True
             timer.reschedule(call.deadline)
             try:
-                return await response.read()
+                return response, await response.read()
             finally:
                 response.release()
     except TimeoutError:
