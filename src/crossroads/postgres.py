@@ -4,13 +4,22 @@ applies a store's named migrations once per database under an advisory lock."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-__all__ = ["DRIVER_ERRORS", "PgMigration", "guarded", "migrate", "redact", "secrets_of"]
+__all__ = [
+    "DRIVER_ERRORS",
+    "PgMigration",
+    "guarded",
+    "migrate",
+    "open_pool",
+    "pool_options",
+    "redact",
+    "secrets_of",
+]
 
 T = TypeVar("T")
 
@@ -78,6 +87,50 @@ async def migrate(
                 await conn.execute(f"INSERT INTO {table} (name) VALUES ($1)", name)
                 applied.append(name)
         return applied
+
+
+Guard = Callable[[Callable[[], Awaitable[Any]], tuple[type[BaseException], ...]], Awaitable[Any]]
+"""A store's `guarded` bound to its own error type and secrets: (call, errors) -> result."""
+
+
+def pool_options(
+    *,
+    min_size: int,
+    max_size: int,
+    connect_timeout: float,
+    command_timeout: float,
+    server_settings: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The `asyncpg.create_pool` keyword arguments of a store's constructor options."""
+    return {
+        "min_size": min_size,
+        "max_size": max_size,
+        "timeout": connect_timeout,
+        "command_timeout": command_timeout,
+        "server_settings": dict(server_settings or {}),
+    }
+
+
+async def open_pool(
+    url: str,
+    options: Mapping[str, Any],
+    guard: Guard,
+    *,
+    table: str,
+    lock_key: int,
+    migrations: Sequence[PgMigration],
+) -> Any:
+    """A new asyncpg pool (`pool_options`) whose database has every one of `migrations` applied
+    (`migrate`, on one of the pool's connections). `guard` turns driver errors into the store's
+    own. If migrating fails the pool is closed again and the error propagates."""
+    pool = await guard(lambda: asyncpg.create_pool(url, **options), CONNECT_ERRORS)
+    try:
+        async with pool.acquire() as conn:
+            await guard(lambda: migrate(conn, table, lock_key, migrations), DRIVER_ERRORS)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
 
 
 def secrets_of(url: str) -> tuple[str, ...]:

@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-import asyncpg
-
 from crossroads.governance.model import ApiKey, Team
 from crossroads.governance.store import (
     GovernanceStoreError,
@@ -19,11 +17,11 @@ from crossroads.governance.store import (
     load_policy,
 )
 from crossroads.postgres import (
-    CONNECT_ERRORS,
     DRIVER_ERRORS,
     PgMigration,
     guarded,
-    migrate,
+    open_pool,
+    pool_options,
     redact,
     secrets_of,
 )
@@ -55,11 +53,13 @@ class PostgresGovernanceStore:
         (`{"search_path": "tenant"}`, say)."""
         self._url = url
         self._secrets = secrets_of(url)
-        self._min_size = min_size
-        self._max_size = max_size
-        self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
-        self._server_settings = dict(server_settings or {})
+        self._pool_options = pool_options(
+            min_size=min_size,
+            max_size=max_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            server_settings=server_settings,
+        )
         self._pool: Any = None
 
     def __repr__(self) -> str:
@@ -72,25 +72,13 @@ class PostgresGovernanceStore:
         failed migration's transaction is rolled back and the pool closed)."""
         if self._pool is not None:
             return
-        pool = await self._guard(self._create_pool, CONNECT_ERRORS)
-        try:
-            async with pool.acquire() as conn:
-                await self._guard(
-                    lambda: migrate(conn, MIGRATIONS_TABLE, GOVERNANCE_LOCK, MIGRATIONS)
-                )
-        except BaseException:
-            await pool.close()
-            raise
-        self._pool = pool
-
-    async def _create_pool(self) -> Any:
-        return await asyncpg.create_pool(
+        self._pool = await open_pool(
             self._url,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            timeout=self._connect_timeout,
-            command_timeout=self._command_timeout,
-            server_settings=self._server_settings,
+            self._pool_options,
+            self._guard,
+            table=MIGRATIONS_TABLE,
+            lock_key=GOVERNANCE_LOCK,
+            migrations=MIGRATIONS,
         )
 
     async def load(self) -> tuple[list[Team], list[ApiKey]]:

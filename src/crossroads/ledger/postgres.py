@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import asyncpg
-
 from crossroads.ledger import postgres_rollups as rollups
 from crossroads.ledger import rollup_plan
 from crossroads.ledger.postgres_migrations import LEDGER_LOCK, MIGRATIONS, MIGRATIONS_TABLE
@@ -24,7 +22,14 @@ from crossroads.ledger.store import (
     validate_group_by,
     validate_rollup_query,
 )
-from crossroads.postgres import CONNECT_ERRORS, DRIVER_ERRORS, guarded, migrate, redact, secrets_of
+from crossroads.postgres import (
+    DRIVER_ERRORS,
+    guarded,
+    open_pool,
+    pool_options,
+    redact,
+    secrets_of,
+)
 
 __all__ = ["PostgresLedgerStore"]
 
@@ -87,13 +92,13 @@ class PostgresLedgerStore:
         `max_size` connections; `server_settings` go to each (`{"search_path": "ledger"}`)."""
         self._url = url
         self._secrets = secrets_of(url)
-        self._pool_options: dict[str, Any] = {
-            "min_size": min_size,
-            "max_size": max_size,
-            "timeout": connect_timeout,
-            "command_timeout": command_timeout,
-            "server_settings": dict(server_settings or {}),
-        }
+        self._pool_options = pool_options(
+            min_size=min_size,
+            max_size=max_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            server_settings=server_settings,
+        )
         self._pool: Any = None
 
     def __repr__(self) -> str:
@@ -106,16 +111,14 @@ class PostgresLedgerStore:
         left open."""
         if self._pool is not None:
             return
-        pool = await self._guard(
-            lambda: asyncpg.create_pool(self._url, **self._pool_options), CONNECT_ERRORS
+        self._pool = await open_pool(
+            self._url,
+            self._pool_options,
+            self._guard,
+            table=MIGRATIONS_TABLE,
+            lock_key=LEDGER_LOCK,
+            migrations=MIGRATIONS,
         )
-        try:
-            async with pool.acquire() as conn:
-                await self._guard(lambda: migrate(conn, MIGRATIONS_TABLE, LEDGER_LOCK, MIGRATIONS))
-        except BaseException:
-            await pool.close()
-            raise
-        self._pool = pool
 
     async def write(self, records: Sequence[LedgerRecord]) -> None:
         """See `LedgerStore.write`. Raises ValueError (nothing written) for a record that fails

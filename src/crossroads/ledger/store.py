@@ -5,7 +5,7 @@ Decimal cost becomes an exact integer for storage."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Protocol
@@ -214,18 +214,7 @@ def validate_group_by(by: Sequence[str]) -> tuple[str, ...]:
     Raises InvalidRequestError (param "by") for an unknown or repeated name, or when `by` is a
     single string rather than a sequence of names.
     """
-    if isinstance(by, str):
-        raise InvalidRequestError("'by' must be a list of field names, not a string", param="by")
-    names = tuple(by)
-    for name in names:
-        if name not in GROUP_BY_FIELDS:
-            allowed = ", ".join(sorted(GROUP_BY_FIELDS))
-            raise InvalidRequestError(
-                f"cannot group by {name!r}; choose from: {allowed}", param="by"
-            )
-    if len(set(names)) != len(names):
-        raise InvalidRequestError("'by' names a field more than once", param="by")
-    return names
+    return _names(by, GROUP_BY_FIELDS, "group by")
 
 
 def validate_rollup_query(
@@ -242,15 +231,19 @@ def validate_rollup_query(
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.utcoffset() is None:
             raise InvalidRequestError(f"'{name}' must be timezone-aware", param=name)
+    return _names(by, ROLLUP_DIMENSIONS, "group rollups by")
+
+
+def _names(by: Sequence[str], allowed: Collection[str], what: str) -> tuple[str, ...]:
+    """`by` as a tuple of distinct names from `allowed`; InvalidRequestError (param "by")
+    otherwise, or when `by` is a bare string rather than a sequence of names."""
     if isinstance(by, str):
         raise InvalidRequestError("'by' must be a list of field names, not a string", param="by")
     names = tuple(by)
     for name in names:
-        if name not in ROLLUP_DIMENSIONS:
-            allowed = ", ".join(sorted(ROLLUP_DIMENSIONS))
-            raise InvalidRequestError(
-                f"cannot group rollups by {name!r}; choose from: {allowed}", param="by"
-            )
+        if name not in allowed:
+            choices = ", ".join(sorted(allowed))
+            raise InvalidRequestError(f"cannot {what} {name!r}; choose from: {choices}", param="by")
     if len(set(names)) != len(names):
         raise InvalidRequestError("'by' names a field more than once", param="by")
     return names
