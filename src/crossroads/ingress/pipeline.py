@@ -15,11 +15,11 @@ from starlette.requests import Request
 from crossroads.errors import GatewayError
 from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
-from crossroads.ingress.body import headers_of
+from crossroads.ingress.body import headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
-from crossroads.routing.options import RoutingOptions
+from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
 
@@ -115,8 +115,82 @@ async def admit(
     return Admitted(plan, trace, admission)
 
 
-def new_trace(exchange: Exchange) -> Trace:
-    return Trace(request_id=exchange.request_id, deadline=float("inf"))
+class Call:
+    """One client request on its way through the steps above, as every ingress handler keeps
+    it: the exchange from the start, the router's trace once routing begins, the admission
+    once admitted; and the ways a handler ends it with its one ledger record (a stream is
+    ended by `crossroads.ingress.relay.StreamRelay`)."""
+
+    __slots__ = ("admitted", "exchange", "services", "trace")
+
+    def __init__(self, request: Request, endpoint: str) -> None:
+        self.services: Services = request.app.state.services
+        self.exchange = Exchange(endpoint)
+        self.trace: Trace | None = None
+        self.admitted: Admitted | None = None
+
+    async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:
+        """Authenticates, reads the JSON body, notes the requested model and whether a stream
+        was asked for, and takes out the gateway's routing options (the prompt-token estimate
+        for routing is a quarter of the body's bytes). Raises GatewayError or ClientGone."""
+        principal = authenticate(self.services, request, self.exchange)
+        raw, data = await read_json_object(request, self.services.max_body_bytes)
+        model = data.get("model")
+        self.exchange.requested_model = model if isinstance(model, str) else ""
+        self.exchange.stream = data.get("stream") is True
+        return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
+
+    async def admit(
+        self,
+        request: Request,
+        principal: Principal,
+        model: str,
+        options: RoutingOptions,
+        *,
+        stream: bool,
+        max_output: int | None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Admitted:
+        """`admit` for this call; the trace exists before, so a refusal still reports it."""
+        self.trace = Trace(request_id=self.exchange.request_id, deadline=float("inf"))
+        self.admitted = await admit(
+            self.services,
+            request,
+            principal,
+            model,
+            options,
+            stream=stream,
+            max_output=max_output,
+            trace=self.trace,
+            body=body,
+        )
+        return self.admitted
+
+    def headers(self) -> dict[str, str]:
+        return trace_headers(self.exchange, self.trace)
+
+    def answered(self, usage: Usage | None) -> None:
+        self._finish(Status.OK, usage=usage)
+
+    def failed(self, error: GatewayError) -> None:
+        self._finish(Status.ERROR, error=error)
+
+    def gone(self) -> None:
+        self._finish(Status.CANCELLED)
+
+    def _finish(
+        self, status: Status, *, usage: Usage | None = None, error: GatewayError | None = None
+    ) -> None:
+        admission = self.admitted.admission if self.admitted else None
+        finish(
+            self.services,
+            self.exchange,
+            self.trace,
+            admission,
+            status=status,
+            usage=usage,
+            error=error,
+        )
 
 
 def finish(

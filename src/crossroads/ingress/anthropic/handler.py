@@ -35,19 +35,10 @@ from crossroads.ingress.anthropic.response import to_message
 from crossroads.ingress.anthropic.stream import StreamTranslator, encode_events
 from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.disconnect import unless_disconnected
-from crossroads.ingress.exchange import Exchange, new_request_id
-from crossroads.ingress.pipeline import (
-    Admitted,
-    admit,
-    authenticate,
-    dropped_header,
-    finish,
-    new_trace,
-    trace_headers,
-)
+from crossroads.ingress.exchange import new_request_id
+from crossroads.ingress.pipeline import Call, dropped_header
 from crossroads.ingress.relay import StreamRelay
 from crossroads.ingress.services import Services
-from crossroads.ledger.record import Status
 from crossroads.providers.base import StreamChunk
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Trace
@@ -60,87 +51,57 @@ MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 1600
 
 
-def _headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
-    return {**trace_headers(exchange, trace), "request-id": exchange.request_id}
+def _headers(call: Call) -> dict[str, str]:
+    return {**call.headers(), "request-id": call.exchange.request_id}
 
 
 async def messages(request: Request) -> Response:
     """POST /v1/messages. Every GatewayError becomes Anthropic's error shape (and an error
     record); a client that leaves before the answer is recorded as cancelled (499)."""
-    services: Services = request.app.state.services
-    exchange = Exchange("messages")
-    trace: Trace | None = None
-    admitted: Admitted | None = None
+    call = Call(request, "messages")
     try:
-        principal = authenticate(services, request, exchange)
-        raw, data = await read_json_object(request, services.max_body_bytes)
-        model = data.get("model")
-        exchange.requested_model = model if isinstance(model, str) else ""
-        exchange.stream = data.get("stream") is True
-        options = parse_routing_options(data, prompt_tokens=len(raw) // 4)
+        principal, data, options = await call.read(request)
         converted = to_chat_request(data)
-        trace = new_trace(exchange)
         max_output = converted.body.get("max_tokens")
-        admitted = await admit(
-            services,
+        admitted = await call.admit(
             request,
             principal,
             converted.model,
             options,
             stream=converted.stream,
             max_output=max_output if isinstance(max_output, int) else None,
-            trace=trace,
             body=converted.body,
         )
+        router, trace = call.services.router, admitted.trace
         if converted.stream:
             stream = await unless_disconnected(
-                request, services.router.open_stream(admitted.plan, converted.body, trace)
+                request, router.open_stream(admitted.plan, converted.body, trace)
             )
             return StreamRelay(
-                services,
-                exchange,
+                call.services,
+                call.exchange,
                 admitted,
                 stream,
-                _EventEncoder(converted, trace, exchange.request_id),
-                {**_headers(exchange, trace), **dropped_header(stream.first.dropped)},
+                _EventEncoder(converted, trace, call.exchange.request_id),
+                {**_headers(call), **dropped_header(stream.first.dropped)},
             )
         _, completion = await unless_disconnected(
-            request, services.router.complete(admitted.plan, converted.body, trace)
+            request, router.complete(admitted.plan, converted.body, trace)
         )
         message = to_message(
             completion.data, model=converted.model, stop_sequences=converted.stop_sequences
         )
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission,
-            status=Status.OK,
-            usage=completion.usage,
-        )
+        call.answered(completion.usage)
         return Response(
             orjson.dumps(message),
             media_type="application/json",
-            headers={**_headers(exchange, trace), **dropped_header(completion.dropped)},
+            headers={**_headers(call), **dropped_header(completion.dropped)},
         )
     except GatewayError as exc:
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission if admitted else None,
-            status=Status.ERROR,
-            error=exc,
-        )
-        return error_response(exc, _headers(exchange, trace), exchange.request_id)
+        call.failed(exc)
+        return error_response(exc, _headers(call), call.exchange.request_id)
     except ClientGone:
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission if admitted else None,
-            status=Status.CANCELLED,
-        )
+        call.gone()
         return Response(status_code=499)
 
 

@@ -9,26 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.errors import GatewayError, UpstreamError
-from crossroads.ingress.body import ClientGone, read_json_object
+from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import unless_disconnected
-from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
-from crossroads.ingress.pipeline import (
-    Admitted,
-    admit,
-    authenticate,
-    dropped_header,
-    finish,
-    new_trace,
-    trace_headers,
-)
+from crossroads.ingress.pipeline import Call, dropped_header
 from crossroads.ingress.relay import StreamRelay
-from crossroads.ingress.services import Services
-from crossroads.ledger.record import Status
 from crossroads.providers.base import StreamChunk
-from crossroads.routing.options import parse_routing_options
-from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 from crossroads.sse import DONE
 
@@ -36,76 +23,46 @@ __all__ = ["chat_completions"]
 
 
 async def chat_completions(request: Request) -> Response:
-    services: Services = request.app.state.services
-    exchange = Exchange("chat.completions")
-    trace: Trace | None = None
-    admitted: Admitted | None = None
+    call = Call(request, "chat.completions")
     try:
-        principal = authenticate(services, request, exchange)
-        body, data = await read_json_object(request, services.max_body_bytes)
-        model = data.get("model")
-        exchange.requested_model = model if isinstance(model, str) else ""
-        exchange.stream = data.get("stream") is True
-        options = parse_routing_options(data, prompt_tokens=len(body) // 4)
+        principal, data, options = await call.read(request)
         req = parse_chat_request(data)
-        trace = new_trace(exchange)
-        admitted = await admit(
-            services,
+        admitted = await call.admit(
             request,
             principal,
             req.model,
             options,
             stream=req.stream,
             max_output=req.output_limit,
-            trace=trace,
             body=data,
         )
+        router = call.services.router
         if req.stream:
             stream = await unless_disconnected(
-                request, services.router.open_stream(admitted.plan, data, trace)
+                request, router.open_stream(admitted.plan, data, admitted.trace)
             )
             return StreamRelay(
-                services,
-                exchange,
+                call.services,
+                call.exchange,
                 admitted,
                 stream,
                 _ChunkEncoder(req.wants_stream_usage),
-                {**trace_headers(exchange, trace), **dropped_header(stream.first.dropped)},
+                {**call.headers(), **dropped_header(stream.first.dropped)},
             )
         _, completion = await unless_disconnected(
-            request, services.router.complete(admitted.plan, data, trace)
+            request, router.complete(admitted.plan, data, admitted.trace)
         )
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission,
-            status=Status.OK,
-            usage=completion.usage,
-        )
+        call.answered(completion.usage)
         return Response(
             completion.body,
             media_type="application/json",
-            headers={**trace_headers(exchange, trace), **dropped_header(completion.dropped)},
+            headers={**call.headers(), **dropped_header(completion.dropped)},
         )
     except GatewayError as exc:
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission if admitted else None,
-            status=Status.ERROR,
-            error=exc,
-        )
-        return error_response(exc, trace_headers(exchange, trace))
+        call.failed(exc)
+        return error_response(exc, call.headers())
     except ClientGone:
-        finish(
-            services,
-            exchange,
-            trace,
-            admitted.admission if admitted else None,
-            status=Status.CANCELLED,
-        )
+        call.gone()
         return Response(status_code=499)
 
 

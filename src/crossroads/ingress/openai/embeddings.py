@@ -11,22 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.errors import GatewayError, InvalidRequestError
-from crossroads.ingress.body import ClientGone, read_json_object
+from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import unless_disconnected
-from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.openai.errors import error_response
-from crossroads.ingress.pipeline import (
-    Admitted,
-    admit,
-    authenticate,
-    finish,
-    new_trace,
-    trace_headers,
-)
-from crossroads.ingress.services import Services
-from crossroads.ledger.record import Status
-from crossroads.routing.options import parse_routing_options
-from crossroads.routing.router import Trace
+from crossroads.ingress.pipeline import Call
 
 __all__ = ["embeddings", "validate_embeddings_request"]
 
@@ -103,33 +91,20 @@ def validate_embeddings_request(data: dict[str, Any]) -> str:
 
 
 async def embeddings(request: Request) -> Response:
-    services: Services = request.app.state.services
-    exchange = Exchange("embeddings")
-    trace: Trace | None = None
-    admitted: Admitted | None = None
+    call = Call(request, "embeddings")
     try:
-        principal = authenticate(services, request, exchange)
-        body, data = await read_json_object(request, services.max_body_bytes)
-        model = data.get("model")
-        exchange.requested_model = model if isinstance(model, str) else ""
-        options = parse_routing_options(data, prompt_tokens=len(body) // 4)
+        principal, data, options = await call.read(request)
+        call.exchange.stream = False  # a `stream` field passes through; embeddings never stream
         model = validate_embeddings_request(data)
-        trace = new_trace(exchange)
-        admitted = await admit(
-            services, request, principal, model, options, stream=False, max_output=0, trace=trace
-        )
+        admitted = await call.admit(request, principal, model, options, stream=False, max_output=0)
         _, result = await unless_disconnected(
-            request, services.router.embed(admitted.plan, data, trace)
+            request, call.services.router.embed(admitted.plan, data, admitted.trace)
         )
-        finish(services, exchange, trace, admitted.admission, status=Status.OK, usage=result.usage)
-        return Response(
-            result.body, media_type="application/json", headers=trace_headers(exchange, trace)
-        )
+        call.answered(result.usage)
+        return Response(result.body, media_type="application/json", headers=call.headers())
     except GatewayError as exc:
-        admission = admitted.admission if admitted else None
-        finish(services, exchange, trace, admission, status=Status.ERROR, error=exc)
-        return error_response(exc, trace_headers(exchange, trace))
+        call.failed(exc)
+        return error_response(exc, call.headers())
     except ClientGone:
-        admission = admitted.admission if admitted else None
-        finish(services, exchange, trace, admission, status=Status.CANCELLED)
+        call.gone()
         return Response(status_code=499)
