@@ -4,7 +4,7 @@ exception into an OpenAI-shaped 500 without a stack trace (the trace goes to the
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -143,23 +143,24 @@ class _Direct:
 
 
 class GatewayApp(Starlette):
-    """Starlette, with the busiest fixed-path routes dispatched straight from a dict.
+    """Starlette, with its fixed-path routes dispatched straight from a dict.
 
     Every request through Starlette passes five layers (its error middleware, `ErrorGuard`,
     its exception middleware, the router's route-by-route matching, the endpoint wrapper)
     before reaching a handler: about an eighth of the CPU of a proxied chat request in the
-    profile in docs/performance.md. Routes in `direct` (exact method and path) skip them, with
-    the same guarantee as `ErrorGuard`; anything else (other methods, paths with parameters,
-    404s and 405s, lifespan) goes through Starlette as before."""
+    profile in docs/performance.md. A request whose method and path match a route without
+    path parameters skips them, with the same guarantee as `ErrorGuard`; anything else (HEAD,
+    paths with parameters, 404s and 405s, lifespan) goes through Starlette as before."""
 
-    def __init__(
-        self,
-        *,
-        direct: Mapping[tuple[str, str], Callable[[Request], Awaitable[Response]]],
-        **kw: Any,
-    ) -> None:
-        super().__init__(**kw)
-        self._direct = {key: _Direct(handler) for key, handler in direct.items()}
+    def __init__(self, *, routes: Sequence[Route], **kw: Any) -> None:
+        super().__init__(routes=routes, **kw)
+        self._direct = {
+            (method, route.path): _Direct(route.endpoint)
+            for route in routes
+            if not route.param_convertors
+            for method in route.methods or ()
+            if method != "HEAD"
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -171,22 +172,10 @@ class GatewayApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-_DIRECT: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
-    ("POST", "/v1/chat/completions"): chat_completions,
-    ("POST", "/v1/messages"): messages,
-    ("POST", "/v1/embeddings"): embeddings,
-    ("POST", "/v1/messages/count_tokens"): count_tokens,
-    ("GET", "/v1/models"): list_models,
-    ("GET", "/healthz"): healthz,
-    ("GET", "/readyz"): readyz,
-}
-
-
 def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette:
     """The gateway's ASGI app. Raises ConfigError for a provider type nobody registered."""
     gateway = Gateway(settings, store)
     app = GatewayApp(
-        direct=_DIRECT,
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
