@@ -1,9 +1,11 @@
 """Architecture rules that import-linter cannot express: only `config` reads the environment,
-and modules stay small enough to read."""
+and modules stay small enough to read; and that the import-linter contracts cover every
+module and every registered provider."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "crossroads"
@@ -44,3 +46,38 @@ def test_every_module_opens_with_a_docstring() -> None:
         if p.read_text().strip() and not p.read_text().lstrip().startswith('"""')
     ]
     assert missing == []
+
+
+def _importlinter_contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def _contract(name: str) -> dict[str, object]:
+    return next(c for c in _importlinter_contracts() if c["name"] == name)
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    """A new top-level module outside the layers contract would be checked by nothing."""
+    layers = _contract("the layers, outermost first")["layers"]
+    assert isinstance(layers, list)
+    placed = {name.strip() for layer in layers for name in str(layer).split("|")}
+    present = {
+        p.stem if p.is_file() else p.name
+        for p in SRC.iterdir()
+        if (p.suffix == ".py" and p.stem not in {"__init__", "__main__"})
+        or (p.is_dir() and (p / "__init__.py").exists())
+    }
+    assert sorted(present - placed) == []
+
+
+def test_provider_independence_covers_every_registered_provider() -> None:
+    """The independence list is derived from the providers registered as entry points, so a new
+    provider cannot be left out of it."""
+    config = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    registered = config["project"]["entry-points"]["crossroads.providers"].values()
+    packages = {str(target).split(":", 1)[0] for target in registered}
+    listed = _contract("a provider never imports another provider")["modules"]
+    assert isinstance(listed, list)
+    assert sorted(packages) == sorted(listed)
