@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from crossroads.catalog import Host, load_builtin
 from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 from crossroads.routing.table import RoutingTable
@@ -117,6 +118,41 @@ def test_unknown_provider_in_models_names_line(tmp_path: Path) -> None:
 def test_provider_without_base_url(tmp_path: Path) -> None:
     message = error_for(tmp_path, "providers:\n  mine: {type: openai}\n")
     assert "providers.mine.base_url" in message
+
+
+ANTHROPIC_HOSTS = [h for h in load_builtin().hosts() if h.anthropic_base_url]
+
+
+@pytest.mark.parametrize("host", ANTHROPIC_HOSTS, ids=lambda h: h.id)
+def test_an_anthropic_provider_takes_the_hosts_anthropic_endpoint(
+    tmp_path: Path, host: Host
+) -> None:
+    """A `type: anthropic` provider on a catalog host speaks Messages at the host's Anthropic
+    endpoint, not at its OpenAI one (DeepSeek's /anthropic, not its /v1)."""
+    text = f"providers:\n  up:\n    type: anthropic\n    host: {host.id}\n"
+    environ = {host.api_key_env: "k"} if host.api_key_env else {}
+    settings = load_settings(write(tmp_path, text), environ=environ)
+    spec = next(p for p in settings.providers if p.id == "up")
+    assert spec.base_url == host.anthropic_base_url
+    assert host.anthropic_base_url != host.openai_base_url
+
+
+def test_the_catalogs_anthropic_endpoints_are_the_ones_we_expect() -> None:
+    """Every host with a published Anthropic-compatible endpoint (catalog-facts.md) has it."""
+    assert {h.id for h in ANTHROPIC_HOSTS} >= {
+        "anthropic",
+        "deepseek",
+        "moonshot",
+        "zai",
+        "minimax",
+    }
+
+
+def test_an_anthropic_provider_on_a_host_without_that_endpoint_fails_at_start(
+    tmp_path: Path,
+) -> None:
+    message = error_for(tmp_path, "providers:\n  up:\n    type: anthropic\n    host: together\n")
+    assert "providers.up.base_url" in message and "anthropic_base_url" in message
 
 
 def test_alias_to_unknown_target_and_cycles(tmp_path: Path) -> None:

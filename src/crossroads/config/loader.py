@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from crossroads.catalog import Catalog, load_builtin
+from crossroads.catalog import Catalog, Host, load_builtin
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -360,6 +360,21 @@ def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec,
     return spec, dep
 
 
+_BASE_URL_FIELD = {"openai": "openai_base_url", "anthropic": "anthropic_base_url"}
+"""The catalog host field that gives each wire format's default base URL: a host such as
+DeepSeek serves OpenAI's format at one URL and Anthropic's at another."""
+
+
+def _host_base_url(host: Host | None, provider_type: str) -> str | None:
+    if host is None:
+        return None
+    if provider_type == "openai":
+        return host.openai_base_url
+    if provider_type == "anthropic":
+        return host.anthropic_base_url
+    return None
+
+
 def _provider(
     provider_id: str,
     section: ProviderSection,
@@ -377,9 +392,13 @@ def _provider(
     host = catalog.host(section.host or provider_id)
     if section.host and host is None:
         raise source.error(f"{at}.host", f"unknown catalog host {section.host!r}")
-    base_url = section.base_url or (host.openai_base_url if host else None)
-    if section.type == "openai" and not base_url:
-        raise source.error(f"{at}.base_url", "required (no catalog host gives a default)")
+    base_url = section.base_url or _host_base_url(host, section.type)
+    if section.type in _BASE_URL_FIELD and not base_url:
+        field = _BASE_URL_FIELD[section.type]
+        where = f"catalog host {host.id!r} has no {field}" if host else "no catalog host"
+        raise source.error(
+            f"{at}.base_url", f"required for a provider of type {section.type!r} ({where})"
+        )
     key_env = section.api_key_env or (host.api_key_env if host else None)
     api_key = None
     if key_env:
