@@ -21,6 +21,7 @@ from crossroads.config.schema import (
     ModelSection,
     ProviderSection,
     RoutingSection,
+    SamplingDefaults,
 )
 from crossroads.config.settings import Settings
 from crossroads.config.yamlpos import line_of, parse_path
@@ -356,8 +357,17 @@ def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec,
         maker=catalog.maker(model.maker) if model else None,
         host=catalog.host(LOCAL_PROVIDER),
         prices=offering.prices if offering else None,
+        sampling_defaults=_sampling_defaults(section.defaults),
     )
     return spec, dep
+
+
+def _sampling_defaults(section: SamplingDefaults) -> tuple[tuple[str, float], ...]:
+    return tuple(
+        (name, value)
+        for name in section.__struct_fields__
+        if (value := getattr(section, name)) is not None
+    )
 
 
 _BASE_URL_FIELD = {"openai": "openai_base_url", "anthropic": "anthropic_base_url"}
@@ -473,5 +483,6 @@ def _deployment(
         maker=catalog.maker(model.maker) if model else None,
         host=host,
         prices=offering.prices if offering else None,
+        sampling_defaults=_sampling_defaults(section.defaults),
         weight=section.weight,
     )

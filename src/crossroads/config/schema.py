@@ -20,6 +20,24 @@ class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout: float = 600.0
 
 
+class SamplingDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Sampling parameters a deployment applies when the client sends none (or null): a
+    model's card often recommends settings that its API's defaults do not use."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+# SmolLM2-135M-Instruct's model card (huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct,
+# "How to use") samples with temperature 0.2 and top_p 0.9; at llama.cpp's defaults the model
+# answers "What is the capital of France?" with a list of French words.
+SMOLLM2_DEFAULTS = SamplingDefaults(temperature=0.2, top_p=0.9)
+
+
 class EmbeddedSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
     served_model: str = "local/smollm2-135m"
@@ -27,6 +45,7 @@ class EmbeddedSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     parallel: int = 4
     n_ctx: int = 4096
     threads: int | None = None
+    defaults: SamplingDefaults = SMOLLM2_DEFAULTS
 
 
 class TimeoutsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +72,7 @@ class ModelSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream_model: str | None = None  # default: the catalog offering's id at that host
     catalog_model: str | None = None  # "maker/model"; default: found from the offering
     weight: float = 1.0  # share of traffic under the weighted strategy
+    defaults: SamplingDefaults = SamplingDefaults()  # applied when the client sends none
 
 
 class AliasSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

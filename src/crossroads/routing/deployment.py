@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from crossroads.catalog.model import Host, Maker, Model, Prices
 
@@ -22,6 +24,14 @@ class Deployment:
     host: Host | None = None
     prices: Prices | None = None
     weight: float = 1.0  # for the weighted strategy
+    # (parameter, value) pairs a chat request gets when it does not set that parameter
+    sampling_defaults: tuple[tuple[str, float], ...] = ()
+
+    def with_defaults(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`body` with this deployment's sampling defaults for the parameters it leaves unset
+        or null; `body` itself when there is nothing to add. Never mutates `body`."""
+        missing = [(k, v) for k, v in self.sampling_defaults if body.get(k) is None]
+        return {**body, **dict(missing)} if missing else body
 
     @property
     def catalog_id(self) -> str | None:

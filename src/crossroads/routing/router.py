@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from crossroads.errors import GatewayError, InvalidRequestError, PolicyError, UpstreamError
@@ -191,6 +191,7 @@ class Router:
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
             started = time.perf_counter()
+            call = replace(call, body=dep.with_defaults(call.body))
             result = await self._providers[dep.provider].complete(call)
             self.health.success(
                 dep.id,
@@ -237,7 +238,9 @@ class Router:
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> OpenStream:
             started = time.perf_counter()
-            chunks = self._providers[dep.provider].stream(call)
+            chunks = self._providers[dep.provider].stream(
+                replace(call, body=dep.with_defaults(call.body))
+            )
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
