@@ -40,6 +40,7 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
         if trace.deployment is not None:
             headers["x-crossroads-provider"] = trace.deployment.provider
             headers["x-crossroads-deployment"] = trace.deployment.id
+            headers["x-crossroads-upstream-model"] = trace.deployment.upstream_model
     return headers
 
 

@@ -5,6 +5,9 @@ failure, or the client going away mid-stream (streams: `crossroads.ingress.relay
 
 from __future__ import annotations
 
+import re
+
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,15 +49,18 @@ async def chat_completions(request: Request) -> Response:
                 call.exchange,
                 admitted,
                 stream,
-                _ChunkEncoder(req.wants_stream_usage),
+                _ChunkEncoder(req.wants_stream_usage, req.model),
                 {**call.headers(), **dropped_header(stream.first.dropped)},
             )
         _, completion = await unless_disconnected(
             request, router.complete(admitted.plan, data, admitted.trace)
         )
         call.answered(completion.usage)
+        body = completion.body
+        if completion.data.get("model") != req.model:
+            body = orjson.dumps({**completion.data, "model": req.model})
         return Response(
-            completion.body,
+            body,
             media_type="application/json",
             headers={**call.headers(), **dropped_header(completion.dropped)},
         )
@@ -66,14 +72,24 @@ async def chat_completions(request: Request) -> Response:
         return Response(status_code=499)
 
 
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+"""A JSON `"model": "..."` member. Inside a JSON string a quote is escaped, so this matches only
+real members; an OpenAI chunk's first one is the top-level `model`."""
+
+
 class _ChunkEncoder:
     """OpenAI's stream framing: each chunk as `data: {json}`, then `data: [DONE]`. The upstream
-    was asked for usage even when the client was not; the usage-only chunk is then dropped."""
+    was asked for usage even when the client was not; the usage-only chunk is then dropped.
 
-    __slots__ = ("_reported", "_seen", "_wants_usage")
+    Each chunk names the model the client asked for, as the Anthropic ingress does, whatever
+    the upstream called it (its own id is in the `x-crossroads-upstream-model` header)."""
 
-    def __init__(self, wants_usage: bool) -> None:
+    __slots__ = ("_model_field", "_reported", "_seen", "_wants_usage")
+
+    def __init__(self, wants_usage: bool, model: str) -> None:
         self._wants_usage = wants_usage
+        # A replacement template: its backslashes (from JSON escapes in the name) doubled.
+        self._model_field = (b'"model":' + orjson.dumps(model)).replace(b"\\", b"\\\\")
         self._reported: Usage | None = None
         self._seen = 0  # content chunks relayed: the completion-token estimate without usage
 
@@ -84,7 +100,8 @@ class _ChunkEncoder:
             self._seen += 1
         elif not self._wants_usage:
             return b""
-        return b"data: " + chunk.data + b"\n\n"
+        data = _MODEL_FIELD.sub(self._model_field, chunk.data, count=1)
+        return b"data: " + data + b"\n\n"
 
     def end(self) -> bytes:
         return DONE
