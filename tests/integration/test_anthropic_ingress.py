@@ -436,3 +436,19 @@ def test_one_ledger_record_per_request(
         whole.headers["request-id"],
         streamed.headers["request-id"],
     ]
+
+
+def test_message_start_reports_the_count_tokens_estimate_before_the_upstream_reports(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """Agents track their context window from message_start; the upstream reports usage only at
+    the end, so the start carries the same estimate count_tokens gives, not 0."""
+    gw = gateway(mock_config(mock.url))
+    body = {"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "x" * 4000}]}
+    estimate = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=body).json()["input_tokens"]
+    assert estimate > 1000
+    with httpx.stream("POST", f"{gw.url}/v1/messages", json={**body, "stream": True}) as response:
+        first = next(line for line in response.iter_lines() if line.startswith("data:"))
+    start = json.loads(first.removeprefix("data:"))
+    assert start["type"] == "message_start"
+    assert start["message"]["usage"]["input_tokens"] == estimate

@@ -155,7 +155,9 @@ class _EventEncoder:
     __slots__ = ("_request_id", "_seen", "_trace", "_translator")
 
     def __init__(self, converted: Converted, trace: Trace, request_id: str) -> None:
-        self._translator = StreamTranslator(converted.model, converted.stop_sequences)
+        self._translator = StreamTranslator(
+            converted.model, converted.stop_sequences, estimate_input_tokens(converted.body)
+        )
         self._trace = trace
         self._request_id = request_id
         self._seen = 0  # content chunks: the completion-token estimate when no usage arrives

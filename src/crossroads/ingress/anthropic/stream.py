@@ -51,10 +51,15 @@ class StreamTranslator:
     """One stream's translation. Call `feed` with each decoded chunk, then `finish` once when
     the upstream stream ended cleanly; after an upstream error send an error event instead and
     do not call `finish`. `usage` is the last usage the upstream reported, or None. Not
-    thread-safe; one per stream."""
+    thread-safe; one per stream.
+
+    `input_estimate` is the input-token count `message_start` reports when the upstream has not
+    reported usage before its first content (most do so only at the end): agents read that first
+    figure to track their context window, so 0 would mislead them."""
 
     __slots__ = (
         "_finish_reason",
+        "_input_estimate",
         "_matched",
         "_model",
         "_next_block",
@@ -66,8 +71,11 @@ class StreamTranslator:
         "usage",
     )
 
-    def __init__(self, model: str, stop_sequences: Sequence[str] = ()) -> None:
+    def __init__(
+        self, model: str, stop_sequences: Sequence[str] = (), input_estimate: int = 0
+    ) -> None:
         self._model = model
+        self._input_estimate = input_estimate
         self._stop_sequences = tuple(stop_sequences)
         self._started = False
         self._next_block = 0
@@ -125,7 +133,7 @@ class StreamTranslator:
         usage = (
             usage_fields(self.usage)
             if self.usage is not None
-            else {"input_tokens": 0, "output_tokens": 0}
+            else {"input_tokens": self._input_estimate, "output_tokens": 0}
         )
         usage["output_tokens"] = 0
         message: JSON = {
