@@ -167,6 +167,24 @@ def test_team_budget_is_enforced(gateway: GatewayFactory, mock: MockUpstreamThre
     assert len(ok) == 3 and all(r.team_id == "research" for r in ok)
 
 
+def test_a_request_without_max_tokens_under_a_small_budget_is_told_to_set_it(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """Without max_tokens the worst case is the rest of the context window: the refusal says
+    that, not that the budget is used up, and sends no Retry-After that waiting cannot honour."""
+    config = keys_config(mock.url)
+    config["providers"]["up0"]["host"] = "together"
+    config["models"][0]["catalog_model"] = "moonshotai/kimi-k2-0905"  # $1 in / $3 out per M
+    gw = gateway(config, environ={"CROSSROADS_ADMIN_KEY": ADMIN})
+    key = new_key(gw, limits={"budget_usd": "0.05", "budget_period": "day"})
+    refused = chat(gw, key)
+    assert refused.status_code == 429
+    message = refused.json()["error"]["message"]
+    assert "this request could cost up to $" in message and "set max_tokens" in message
+    assert "retry-after" not in refused.headers
+    assert chat(gw, key, max_tokens=100).status_code == 200
+
+
 def test_policy_filters_before_routing_and_403_names_the_rules(gateway: GatewayFactory) -> None:
     with run_in_thread() as cn_host, run_in_thread() as us_host:
         config = {

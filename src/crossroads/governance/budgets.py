@@ -79,8 +79,13 @@ def checks(
     return windows, reservations
 
 
-def denial_error(denied: Denied, principal: Principal) -> RateLimitError:
-    """The 429 for a failed check, naming the limit (never a secret)."""
+def denial_error(
+    denied: Denied, principal: Principal, *, reserve: int = 0, output_capped: bool = True
+) -> RateLimitError:
+    """The 429 for a failed check, naming the limit (never a secret). For a budget, `reserve`
+    is what this request asked to hold (its worst-case cost, micro-dollars) and
+    `output_capped` whether the client set its output limit: without one the worst case is the
+    rest of the model's context, which is usually what breaks a small budget."""
     kind, _, rest = denied.key.partition(":")
     scope = rest.rsplit(":", 1)[0] if kind == "budget" else rest
     holder = _holder(scope)
@@ -98,12 +103,36 @@ def denial_error(denied: Denied, principal: Principal) -> RateLimitError:
         )
     limits = dict(principal.scopes).get(scope, Limits())
     period = _PERIOD_WORD[limits.budget_period]
-    return BudgetError(
-        f"Budget exceeded: {holder} has used ${Decimal(denied.used) / MICRO:.2f} of its "
-        f"{period} budget of ${Decimal(denied.limit) / MICRO:.2f} (in-flight requests "
-        "included).",
-        retry_after=float(_seconds_to_next_period(limits.budget_period)),
+    used, limit, worst = usd(denied.used), usd(denied.limit), usd(reserve)
+    fix = (
+        ""
+        if output_capped
+        else " The request sets no max_tokens, so its worst case is the rest of the model's "
+        "context window: set max_tokens to what you need."
     )
+    if reserve > denied.limit:
+        # Waiting cannot help: this request alone is over the whole budget.
+        return BudgetError(
+            f"Budget exceeded: this request could cost up to {worst}, more than the {period} "
+            f"budget of {limit} that {holder} has.{fix}",
+        )
+    retry = (
+        None if limits.budget_period == "total" else _seconds_to_next_period(limits.budget_period)
+    )
+    return BudgetError(
+        f"Budget exceeded: {holder} has used {used} of its {period} budget of {limit} "
+        f"(in-flight requests included), and this request could cost up to {worst}.{fix}",
+        retry_after=None if retry is None else float(retry),
+    )
+
+
+def usd(micros: int) -> str:
+    """A micro-dollar amount as dollars, to the cent where that is exact and to the micro-dollar
+    otherwise: a budget of $0.0001 must not read as $0.00."""
+    amount = (Decimal(micros) / MICRO).normalize()
+    if amount == amount.quantize(Decimal("0.01")):
+        return f"${amount:.2f}"
+    return f"${amount:f}"
 
 
 def _holder(scope: str) -> str:

@@ -197,7 +197,9 @@ class Gate:
                 f"Limits cannot be checked right now ({exc}); try again shortly."
             ) from None
         if denied is not None:
-            raise denial_error(denied, principal)
+            raise denial_error(
+                denied, principal, reserve=reserve, output_capped=max_output is not None
+            )
         tpm = tuple(w for w in windows if w.key.startswith("tpm:"))
         return Admission(principal, tuple(reservations), tpm)
 
