@@ -95,6 +95,38 @@ def test_a_shorter_client_timeout_is_respected(
     assert time.monotonic() - started < 4
 
 
+def test_a_stream_cut_by_the_requests_own_deadline_names_the_deadline(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """The upstream streams steadily; the client's one-second timeout ends it. The error event
+    says the deadline passed, not that the upstream stalled."""
+    gw = gateway(mock_config(mock.url))
+    mock.script(["drip=0.05,chunks=400"])  # 20 s of content pieces of the echoed prompt
+    with httpx.stream(
+        "POST",
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "hi " * 400}], "stream": True},
+        headers={"x-crossroads-timeout": "1"},
+        timeout=30,
+    ) as response:
+        text = "".join(response.iter_text())
+    events = [json.loads(e) for e in text.split("data: ")[1:] if e.strip() != "[DONE]"]
+    error = events[-1]["error"]
+    assert "deadline" in error["message"] and "stall" not in error["message"]
+
+
+def test_no_first_byte_names_the_first_byte_timeout(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    config = mock_config(mock.url)
+    config["providers"]["up0"]["timeouts"] = {"first_byte": 0.5}
+    gw = gateway(config)
+    mock.script(["hang", "hang"])
+    response = chat(gw.url, {"model": "m"})
+    assert response.status_code == 504
+    assert "first-byte timeout of 0.5s" in response.json()["error"]["message"]
+
+
 def test_bad_upstream_credentials_skip_the_deployment_and_never_leak(
     gateway: GatewayFactory,
 ) -> None:

@@ -62,10 +62,24 @@ def remaining(call: UpstreamCall) -> float:
     return call.deadline - asyncio.get_running_loop().time()
 
 
+DEADLINE = "the request's deadline (server.request_timeout, or the client's own timeout header)"
+
+
+def timed_out(provider: str, what: str, timeout: float, first_byte: float) -> UpstreamTimeoutError:
+    """The error for a wait of `timeout` seconds that ran out: it names the limit that ended it,
+    the provider's first-byte timeout or the request's deadline, so a stream cut by the
+    client's own short deadline does not read as a stalled upstream."""
+    if timeout < first_byte:
+        return UpstreamTimeoutError(f"provider '{provider}' {what} before {DEADLINE} passed")
+    return UpstreamTimeoutError(
+        f"provider '{provider}' {what} within its first-byte timeout of {first_byte:g}s"
+    )
+
+
 def _first_byte_budget(provider: str, first_byte: float, call: UpstreamCall) -> float:
     timeout = min(first_byte, remaining(call))
     if timeout <= 0:
-        raise UpstreamTimeoutError(f"no time left for provider '{provider}'")
+        raise UpstreamTimeoutError(f"no time left for provider '{provider}' before {DEADLINE}")
     return timeout
 
 
@@ -141,11 +155,9 @@ async def _post(
     except TimeoutError:
         if reading:
             raise UpstreamTimeoutError(
-                f"provider '{provider}' did not finish its answer before the deadline"
+                f"provider '{provider}' did not finish its answer before {DEADLINE} passed"
             ) from None
-        raise UpstreamTimeoutError(
-            f"provider '{provider}' sent no answer within {timeout:.1f}s"
-        ) from None
+        raise timed_out(provider, "sent no answer", timeout, first_byte) from None
     except aiohttp.ClientError as exc:
         raise transport_error(provider, exc) from None
 

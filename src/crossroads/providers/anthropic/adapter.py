@@ -130,14 +130,14 @@ class AnthropicProvider:
                 timeout = http.remaining(call)
                 if timeout <= 0:
                     raise UpstreamTimeoutError(
-                        f"provider '{self.id}' stream passed the request deadline"
+                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
                     )
                 try:
                     async with asyncio.timeout(timeout):
                         raw = await content.readany()
                 except TimeoutError:
                     raise UpstreamTimeoutError(
-                        f"provider '{self.id}' stream passed the request deadline"
+                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
                     ) from None
                 if not raw:
                     break

@@ -168,19 +168,23 @@ class OpenAICompatProvider:
             waiting_first = True  # the first event is held to the first-byte timeout too
             while not done:
                 timeout = http.remaining(call)
+                first_byte = self._spec.timeouts.first_byte
                 if waiting_first:
-                    timeout = min(timeout, self._spec.timeouts.first_byte)
+                    timeout = min(timeout, first_byte)
                 if timeout <= 0:
                     raise UpstreamTimeoutError(
-                        f"provider '{self.id}' stream passed the request deadline"
+                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
                     )
                 try:
                     async with asyncio.timeout(timeout):
                         raw = await content.readany()
                 except TimeoutError:
-                    what = "sent no first event" if waiting_first else "stream stalled"
-                    raise UpstreamTimeoutError(
-                        f"provider '{self.id}' {what} within {timeout:.1f}s"
+                    if not waiting_first:  # only the deadline bounds a stream once it runs
+                        raise UpstreamTimeoutError(
+                            f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
+                        ) from None
+                    raise http.timed_out(
+                        self.id, "sent no first event", timeout, first_byte
                     ) from None
                 if not raw:
                     break
