@@ -98,3 +98,24 @@ def test_ledger_records_the_embedded_requests(gw: GatewayThread) -> None:
     assert done and all(r.provider == "local" for r in done)
     assert all(r.origin_country == "US" and r.open_weights for r in done)
     assert all(r.cost_usd is not None and r.cost_usd == 0 for r in done)
+
+
+def test_a_request_with_tools_is_answered_in_text_with_the_tools_dropped(
+    gw: GatewayThread,
+) -> None:
+    """Coding agents send tools with every request, their small side requests included: the
+    embedded model cannot call tools, so by default it answers in text and says so."""
+    raw = llm(gw).chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Give this chat a three-word title."}],
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "bash", "parameters": {"type": "object", "properties": {}}},
+            }
+        ],
+        max_tokens=8,
+    )
+    reply = raw.parse()
+    assert raw.headers["x-crossroads-dropped-params"] == "tools"
+    assert reply.choices[0].message.content and not reply.choices[0].message.tool_calls

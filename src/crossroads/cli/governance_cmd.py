@@ -117,6 +117,10 @@ def route_explain(args: argparse.Namespace) -> int:
         body["team_id"] = args.team
     if args.max_tokens:
         body["max_tokens"] = args.max_tokens
+    if args.tools:
+        body["tools"] = True
+    if args.images:
+        body["images"] = True
     result = call(args.url, "POST", "/v1/route/explain", body)
     if args.format == "json":
         print(to_json(result))
@@ -208,6 +212,8 @@ def add_parsers(sub: Any) -> None:
     ex.add_argument("--team", help="explain for this team")
     ex.add_argument("--prompt-tokens", type=int, default=1000)
     ex.add_argument("--max-tokens", type=int)
+    ex.add_argument("--tools", action="store_true", help="the request offers tools to call")
+    ex.add_argument("--images", action="store_true", help="the request carries images")
     ex.add_argument("--format", choices=["table", "json"], default="table")
     common(ex)
     ex.set_defaults(func=route_explain)

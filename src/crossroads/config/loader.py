@@ -358,6 +358,7 @@ def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec,
         host=catalog.host(LOCAL_PROVIDER),
         prices=offering.prices if offering else None,
         sampling_defaults=_sampling_defaults(section.defaults),
+        unsupported_tools=section.unsupported_tools,
     )
     return spec, dep
 
@@ -484,5 +485,6 @@ def _deployment(
         host=host,
         prices=offering.prices if offering else None,
         sampling_defaults=_sampling_defaults(section.defaults),
+        unsupported_tools=section.unsupported_tools,
         weight=section.weight,
     )

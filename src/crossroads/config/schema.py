@@ -46,6 +46,9 @@ class EmbeddedSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     n_ctx: int = 4096
     threads: int | None = None
     defaults: SamplingDefaults = SMOLLM2_DEFAULTS
+    # SmolLM2-135M cannot call tools, and coding agents send tools with every request, their
+    # small side requests (titles, summaries) included: answer those in text.
+    unsupported_tools: Literal["refuse", "drop"] = "drop"
 
 
 class TimeoutsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -73,6 +76,9 @@ class ModelSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     catalog_model: str | None = None  # "maker/model"; default: found from the offering
     weight: float = 1.0  # share of traffic under the weighted strategy
     defaults: SamplingDefaults = SamplingDefaults()  # applied when the client sends none
+    # Tools the model cannot call: leave this deployment out ("refuse"), or answer in text
+    # without them ("drop") when no deployment that can call them is a candidate.
+    unsupported_tools: Literal["refuse", "drop"] = "refuse"
 
 
 class AliasSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

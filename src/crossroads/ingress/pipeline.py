@@ -89,6 +89,16 @@ def has_images(body: Mapping[str, Any]) -> bool:
     return False
 
 
+def needs_of(body: Mapping[str, Any], options: RoutingOptions) -> RoutingOptions:
+    """`options` with what an OpenAI-shaped request needs of a model noted, so routing leaves
+    out the deployments that cannot serve it: images, and tools it may call."""
+    vision = has_images(body)
+    tools = bool(body.get("tools")) and body.get("tool_choice") != "none"
+    if not (vision or tools):
+        return options
+    return replace(options, needs_vision=options.needs_vision or vision, needs_tools=tools)
+
+
 async def admit(
     services: Services,
     request: Request,
@@ -104,8 +114,8 @@ async def admit(
     """Plans the route under the principal's policies and admits the request under its
     limits. Raises ModelNotFoundError (404), PolicyError (403), InvalidRequestError (400) for
     an unsatisfiable preference, RateLimitError / BudgetError (429)."""
-    if body is not None and has_images(body):
-        options = replace(options, needs_vision=True)
+    if body is not None:
+        options = needs_of(body, options)
     route = services.router.route(model)
     plan = services.router.plan(route, options, stream=stream, policy=Gate.policy_check(principal))
     admission = await services.gate.admit(

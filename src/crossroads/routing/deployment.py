@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from crossroads.catalog.model import Host, Maker, Model, Prices
+
+TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+"""The chat request fields a deployment that drops unsupported tools leaves out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +29,25 @@ class Deployment:
     weight: float = 1.0  # for the weighted strategy
     # (parameter, value) pairs a chat request gets when it does not set that parameter
     sampling_defaults: tuple[tuple[str, float], ...] = ()
+    # A request with tools the model cannot call: left out of routing ("refuse"), or served
+    # with its tools dropped, answered in text ("drop"), when no deployment that can call them
+    # is among the candidates.
+    unsupported_tools: Literal["refuse", "drop"] = "refuse"
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the model can call tools; a model the catalog does not know is assumed to."""
+        return self.model is None or self.model.capabilities.tools
 
     def with_defaults(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """`body` with this deployment's sampling defaults for the parameters it leaves unset
         or null; `body` itself when there is nothing to add. Never mutates `body`."""
         missing = [(k, v) for k, v in self.sampling_defaults if body.get(k) is None]
         return {**body, **dict(missing)} if missing else body
+
+    def without_tools(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`body` with its tool definitions and tool-choice settings left out."""
+        return {k: v for k, v in body.items() if k not in TOOL_FIELDS}
 
     @property
     def catalog_id(self) -> str | None:

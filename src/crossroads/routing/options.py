@@ -55,6 +55,8 @@ class RoutingOptions:
     completion_tokens: int = 1000
     # The request carries images: deployments whose model is known not to see them are left out.
     needs_vision: bool = False
+    # The request offers tools the model may call (tool_choice is not "none").
+    needs_tools: bool = False
 
 
 DEFAULT_OPTIONS = RoutingOptions()

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
+import msgspec
+
 from crossroads.errors import GatewayError, InvalidRequestError, PolicyError, UpstreamError
 from crossroads.providers.base import (
     Completion,
@@ -37,6 +39,10 @@ from crossroads.routing.table import Route, RoutingTable
 
 T = TypeVar("T")
 AUTH_FAILED = "upstream_auth_failed"
+
+
+MAX_ATTEMPTS_SHOWN = 8
+"""Attempts an exhausted request's error message lists (the latest ones)."""
 
 
 @dataclass(slots=True)
@@ -59,6 +65,8 @@ class Plan:
     candidates: list[Deployment]
     excluded: list[tuple[Deployment, str]]
     policy_excluded: list[tuple[Deployment, str]] = field(default_factory=list)
+    # Candidates that serve the request with its tools dropped (their model cannot call them).
+    tools_dropped: frozenset[str] = frozenset()
 
 
 class OpenStream:
@@ -171,6 +179,7 @@ class Router:
             candidates.extend(
                 order(kept, strategy, options, self.health, stream=stream, rng=self._rng)
             )
+        candidates, dropping = self._tool_fallbacks(candidates, excluded, options)
         if not options.allow_fallbacks:
             excluded.extend((dep, "provider.allow_fallbacks is false") for dep in candidates[1:])
             candidates = candidates[:1]
@@ -181,7 +190,29 @@ class Router:
                 param="model",
                 code="policy_denied",
             )
-        return Plan(route, candidates, excluded, policy_excluded)
+        return Plan(route, candidates, excluded, policy_excluded, dropping)
+
+    @staticmethod
+    def _tool_fallbacks(
+        candidates: list[Deployment],
+        excluded: list[tuple[Deployment, str]],
+        options: RoutingOptions,
+    ) -> tuple[list[Deployment], frozenset[str]]:
+        """Deployments set to drop the tools their model cannot call serve a tool request only
+        when no candidate can call them: an agent whose tool-calling model is down must get
+        that failure, not a text answer from a fallback that silently ignored its tools."""
+        if not options.needs_tools:
+            return candidates, frozenset()
+        dropping = [d for d in candidates if not d.calls_tools]
+        if not dropping:
+            return candidates, frozenset()
+        capable = [d for d in candidates if d.calls_tools]
+        if not capable:
+            return candidates, frozenset(d.id for d in dropping)
+        excluded.extend(
+            (d, f"model '{d.catalog_id}' does not support tool calling") for d in dropping
+        )
+        return capable, frozenset()
 
     async def complete(
         self, plan: Plan, body: Mapping[str, Any], trace: Trace
@@ -191,8 +222,10 @@ class Router:
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
             started = time.perf_counter()
-            call = replace(call, body=dep.with_defaults(call.body))
+            call = replace(call, body=_prepared(plan, dep, call.body))
             result = await self._providers[dep.provider].complete(call)
+            if dep.id in plan.tools_dropped:
+                result = replace(result, dropped=(*result.dropped, "tools"))
             self.health.success(
                 dep.id,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -239,10 +272,12 @@ class Router:
         async def attempt(dep: Deployment, call: UpstreamCall) -> OpenStream:
             started = time.perf_counter()
             chunks = self._providers[dep.provider].stream(
-                replace(call, body=dep.with_defaults(call.body))
+                replace(call, body=_prepared(plan, dep, call.body))
             )
             try:
                 first = await anext(chunks)
+                if dep.id in plan.tools_dropped:
+                    first = msgspec.structs.replace(first, dropped=(*first.dropped, "tools"))
             except StopAsyncIteration:
                 raise UpstreamError(
                     f"provider '{dep.provider}' sent an empty stream",
@@ -292,7 +327,7 @@ class Router:
                 if found:
                     return result  # type: ignore[return-value]
             state.skipped_open = []
-        raise self._exhausted(plan, state.last, state.skipped_open)
+        raise self._exhausted(plan, state.last, state.skipped_open, trace.errors)
 
     async def _try(
         self,
@@ -360,7 +395,11 @@ class Router:
         )
 
     def _exhausted(
-        self, plan: Plan, last: UpstreamError | None, skipped_open: list[Deployment]
+        self,
+        plan: Plan,
+        last: UpstreamError | None,
+        skipped_open: list[Deployment],
+        attempts: list[str],
     ) -> GatewayError:
         name = plan.route.name
         if last is None and skipped_open:
@@ -386,8 +425,21 @@ class Router:
             )
         tried = len(plan.candidates) - len(skipped_open)
         if tried > 1:
-            last.message = f"all {tried} deployments of '{name}' failed; last error: {last.message}"
+            # Each attempt's outcome, so a fallback's failure never hides the primary's; the
+            # status is that of the last failure, one of those that happened (502, 503, 504, 429).
+            shown = attempts[-MAX_ATTEMPTS_SHOWN:]
+            more = len(attempts) - len(shown)
+            listing = "; ".join(shown) + (f"; and {more} earlier" if more else "")
+            last.message = f"all {tried} deployments of '{name}' failed: {listing}"
         return last
+
+
+def _prepared(plan: Plan, dep: Deployment, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The chat request as `dep` gets it: its sampling defaults, and without the tools its model
+    cannot call when the plan serves the request that way."""
+    if dep.id in plan.tools_dropped:
+        body = dep.without_tools(body)
+    return dep.with_defaults(body)
 
 
 async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:

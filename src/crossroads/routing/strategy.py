@@ -35,6 +35,13 @@ def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
         return f"provider '{dep.provider}' is in provider.ignore"
     if options.needs_vision and dep.model is not None and not dep.model.capabilities.vision:
         return f"model '{dep.model.id}' does not accept images"
+    if options.needs_tools and not dep.calls_tools and dep.unsupported_tools == "refuse":
+        return f"model '{dep.catalog_id}' does not support tool calling"
+    if dep.model is not None and options.prompt_tokens > dep.model.context_length:
+        return (
+            f"the prompt (about {options.prompt_tokens} tokens) is longer than model "
+            f"'{dep.model.id}''s context of {dep.model.context_length}"
+        )
     for bound, price, what in (
         (options.max_prompt_price, dep.prices.input if dep.prices else None, "prompt"),
         (options.max_completion_price, dep.prices.output if dep.prices else None, "completion"),

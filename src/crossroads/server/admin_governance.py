@@ -6,6 +6,7 @@ budget is a 400 naming the field."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -55,6 +56,8 @@ class Explain(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens: int | None = None
     provider: dict[str, Any] | None = None
     models: list[str] | None = None
+    tools: bool = False  # the request offers tools the model may call
+    images: bool = False  # the request carries images
 
 
 async def _body(request: Request, kind: type[T]) -> T:
@@ -211,8 +214,12 @@ async def explain(request: Request) -> Response:
         extension["provider"] = body.provider
     if body.models is not None:
         extension["models"] = body.models
-    options = parse_routing_options(
-        extension, prompt_tokens=body.prompt_tokens, completion_tokens=body.max_tokens
+    options = replace(
+        parse_routing_options(
+            extension, prompt_tokens=body.prompt_tokens, completion_tokens=body.max_tokens
+        ),
+        needs_tools=body.tools,
+        needs_vision=body.images,
     )
     router = gateway.router
     route = router.route(body.model)
