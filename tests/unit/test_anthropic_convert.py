@@ -15,6 +15,7 @@ from crossroads.errors import (
 from crossroads.ingress.anthropic.request import TOOL_ERROR_PREFIX, to_chat_request
 from crossroads.ingress.anthropic.response import RAW_ARGUMENTS, to_message, tool_input
 from crossroads.schemas import ChatRequest
+from crossroads.schemas.sealed_reasoning import seal, unseal
 
 JSON = dict[str, Any]
 USER = [{"role": "user", "content": "hello"}]
@@ -421,9 +422,54 @@ def test_thinking_text_and_tool_use_blocks_in_order() -> None:
     assert answer["stop_reason"] == "tool_use"
 
 
-def test_thinking_without_a_known_signature_has_an_empty_one() -> None:
+def test_thinking_without_an_upstream_signature_gets_the_gateways_seal() -> None:
     answer = to_message(completion({"content": "x", "reasoning_content": "r"}), model="m")
-    assert answer["content"][0] == {"type": "thinking", "thinking": "r", "signature": ""}
+    assert answer["content"][0] == {"type": "thinking", "thinking": "r", "signature": seal("r")}
+
+
+def test_a_sealed_signature_restores_the_reasoning_and_never_goes_upstream() -> None:
+    """Sent back with its text, or with the signature alone, the reasoning is restored; the
+    seal is the gateway's, so it is not passed on as an upstream signature."""
+    for block in (
+        {"type": "thinking", "thinking": "deep thought", "signature": seal("deep thought")},
+        {"type": "thinking", "thinking": "", "signature": seal("deep thought")},
+    ):
+        converted = to_chat_request(
+            {
+                "model": "m",
+                "max_tokens": 10,
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": [block, {"type": "text", "text": "a"}]},
+                    {"role": "user", "content": "more"},
+                ],
+            }
+        )
+        assistant = converted.body["messages"][1]
+        assert assistant["reasoning_content"] == "deep thought"
+        assert "reasoning_signature" not in assistant
+
+
+def test_sealed_reasoning_cannot_inflate_a_request_without_bound() -> None:
+    bomb = seal("x" * (8 * 1024 * 1024))  # ~8 KB that would open to 8 MiB
+    assert len(bomb) < 20_000
+    assert unseal(bomb, 1024) is None
+    converted = to_chat_request(
+        {
+            "model": "m",
+            "max_tokens": 10,
+            "messages": [
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "thinking", "thinking": "", "signature": bomb}],
+                },
+                {"role": "user", "content": "more"},
+            ],
+        }
+    )
+    assert converted.body["messages"][1]["reasoning_content"] == ""
+    assert unseal("crossroads.r1.!!!", 100) is None and unseal("other", 100) is None
 
 
 @pytest.mark.parametrize(

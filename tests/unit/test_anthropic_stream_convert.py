@@ -27,6 +27,7 @@ from crossroads.ingress.anthropic.handler import estimate_input_tokens
 from crossroads.ingress.anthropic.request import to_chat_request
 from crossroads.ingress.anthropic.stream import Event, StreamTranslator, encode_events
 from crossroads.schemas import ChatRequest
+from crossroads.schemas.sealed_reasoning import is_sealed, seal, unseal
 from crossroads.sse import SSEDecoder
 
 JSON = dict[str, Any]
@@ -169,11 +170,20 @@ def test_reasoning_then_content_with_a_signature() -> None:
     assert message["usage"] == {"input_tokens": 0, "output_tokens": 0}  # no usage reported
 
 
-def test_reasoning_without_signature_sends_no_signature_delta() -> None:
-    events = run([chunk({"reasoning_content": "r"}), chunk({"content": "a"}, "stop")])
+def test_reasoning_the_upstream_did_not_sign_is_sealed_by_the_gateway() -> None:
+    """Clients such as @ai-sdk/anthropic drop unsigned thinking; the gateway signs every block
+    with a seal that opens to the block's reasoning."""
+    events = run(
+        [
+            chunk({"reasoning_content": "thought "}),
+            chunk({"reasoning_content": "two"}),
+            chunk({"content": "a"}, "stop"),
+        ]
+    )
     deltas = [p["delta"]["type"] for n, p in events if n == "content_block_delta"]
-    assert deltas == ["thinking_delta", "text_delta"]
-    assert accumulate(events)["content"][0]["signature"] == ""
+    assert deltas == ["thinking_delta", "thinking_delta", "signature_delta", "text_delta"]
+    signature = accumulate(events)["content"][0]["signature"]
+    assert is_sealed(signature) and unseal(signature, 1000) == "thought two"
 
 
 def tool_delta(
@@ -317,7 +327,8 @@ def test_any_stream_reassembles_to_what_the_upstream_said(
     content = accumulate(run(chunks))["content"]
     expected: list[JSON] = []
     if reasoning:
-        expected.append({"type": "thinking", "thinking": "".join(reasoning), "signature": ""})
+        joined = "".join(reasoning)
+        expected.append({"type": "thinking", "thinking": joined, "signature": seal(joined)})
     expected.append({"type": "text", "text": "".join(text)})
     expected += [
         {"type": "tool_use", "id": f"c{i}", "name": name, "input": arguments}

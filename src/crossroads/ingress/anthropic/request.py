@@ -23,6 +23,7 @@ import msgspec
 import orjson
 
 from crossroads.errors import InvalidRequestError
+from crossroads.schemas.sealed_reasoning import is_sealed, unseal
 
 __all__ = ["TOOL_ERROR_PREFIX", "Converted", "to_chat_request"]
 
@@ -30,6 +31,8 @@ T = TypeVar("T")
 JSON = dict[str, Any]
 
 TOOL_ERROR_PREFIX = "[tool error] "
+MAX_SEALED_REASONING = 4 * 1024 * 1024
+"""Bytes of reasoning one request may restore from the gateway's sealed signatures."""
 """Put before the content of a `tool_result` with `is_error: true`: Chat Completions tool
 messages have no error flag, and the model should still learn that the tool failed."""
 
@@ -200,6 +203,7 @@ def _messages(req: MessagesRequest) -> list[JSON]:
         text = req.system if isinstance(req.system, str) else _join(b.text for b in req.system)
         out.append({"role": "system", "content": text})
     tool_ids: set[str] = set()
+    unsealer = _Unsealer(MAX_SEALED_REASONING)
     last = len(req.messages) - 1
     for i, message in enumerate(req.messages):
         path = f"messages[{i}]"
@@ -211,7 +215,7 @@ def _messages(req: MessagesRequest) -> list[JSON]:
         ):
             raise _bad(f"{path}.content", "must not be empty")
         if message.role == "assistant":
-            out.append(_assistant(content, path, tool_ids))
+            out.append(_assistant(content, path, tool_ids, unsealer))
         elif message.role == "user":
             out.extend(_user(content, path, tool_ids))
         else:
@@ -255,7 +259,28 @@ def _user(content: str | list[JSON], path: str, tool_ids: set[str]) -> list[JSON
     return [*tools, {"role": "user", "content": parts}]
 
 
-def _assistant(content: str | list[JSON], path: str, tool_ids: set[str]) -> JSON:
+class _Unsealer:
+    """Opens the gateway's sealed reasoning (`crossroads.schemas.sealed_reasoning`) within one
+    byte budget for the whole request: each token is small, but what it opens to is chosen by
+    the client, and thousands of them must not inflate into gigabytes."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, budget: int) -> None:
+        self._left = budget
+
+    def open(self, token: str) -> str:
+        """The reasoning in `token`, or "" when it is not the gateway's or the budget is spent."""
+        text = unseal(token, self._left) if self._left > 0 else None
+        if text is None:
+            return ""
+        self._left -= len(text.encode())
+        return text
+
+
+def _assistant(
+    content: str | list[JSON], path: str, tool_ids: set[str], unsealer: _Unsealer
+) -> JSON:
     """Text blocks are joined, tool_use blocks become `tool_calls` (ids kept exactly), thinking
     goes to `reasoning_content` with the first non-empty signature in `reasoning_signature`,
     and redacted thinking's opaque data to `reasoning_redacted`, in order."""
@@ -278,8 +303,15 @@ def _assistant(content: str | list[JSON], path: str, tool_ids: set[str]) -> JSON
             for call in calls
         ]
     if thinking:
-        message["reasoning_content"] = _join(b.thinking for b in thinking)
-        signature = next((b.signature for b in thinking if b.signature), None)
+        # A block the gateway signed carries its reasoning in the signature too: restored from
+        # there when the client sent the signature back without the text. Such a signature is
+        # the gateway's, not an upstream's, so it never goes upstream as one.
+        message["reasoning_content"] = _join(
+            b.thinking or unsealer.open(b.signature) for b in thinking
+        )
+        signature = next(
+            (b.signature for b in thinking if b.signature and not is_sealed(b.signature)), None
+        )
         if signature:
             message["reasoning_signature"] = signature
     if redacted:

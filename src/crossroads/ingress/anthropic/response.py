@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from crossroads.schemas import Usage
+from crossroads.schemas.sealed_reasoning import seal
 
 __all__ = [
     "RAW_ARGUMENTS",
@@ -57,7 +58,9 @@ def to_message(data: Mapping[str, Any], *, model: str, stop_sequences: Sequence[
             {
                 "type": "thinking",
                 "thinking": reasoning,
-                "signature": signature if isinstance(signature, str) else "",
+                "signature": signature
+                if isinstance(signature, str) and signature
+                else seal(reasoning),
             }
         )
     text = _text(message.get("content"))

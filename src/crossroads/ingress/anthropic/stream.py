@@ -25,6 +25,7 @@ import orjson
 
 from crossroads.ingress.anthropic.response import message_id, stop_reason, tool_use_id, usage_fields
 from crossroads.schemas import Usage
+from crossroads.schemas.sealed_reasoning import seal
 from crossroads.sse import encode_event
 
 __all__ = ["Event", "StreamTranslator", "encode_events"]
@@ -67,6 +68,7 @@ class StreamTranslator:
         "_signature",
         "_started",
         "_stop_sequences",
+        "_thinking",
         "_tools",
         "usage",
     )
@@ -81,6 +83,7 @@ class StreamTranslator:
         self._next_block = 0
         self._open: tuple[str, int] | None = None  # (kind, index) of the open block
         self._signature = ""  # of the open thinking block
+        self._thinking: list[str] = []  # its text, to seal when the upstream signs nothing
         self._tools: dict[Any, _ToolCall] = {}
         self._finish_reason: Any = None
         self._matched: Any = None
@@ -158,6 +161,7 @@ class StreamTranslator:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 events += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
+                self._thinking.append(reasoning)
             signature = delta.get("reasoning_signature")
             if isinstance(signature, str) and signature and self._kind() == "thinking":
                 self._signature = signature
@@ -246,12 +250,15 @@ class StreamTranslator:
             return []
         kind, index = self._open
         events: list[Event] = []
-        if kind == "thinking" and self._signature:
-            events.append(
-                _block_delta(index, {"type": "signature_delta", "signature": self._signature})
-            )
+        if kind == "thinking":
+            # Every thinking block is signed: clients such as @ai-sdk/anthropic (opencode) drop
+            # unsigned ones from the history they send back, and the upstream would then never
+            # get its reasoning back in a tool loop.
+            signature = self._signature or seal("".join(self._thinking))
+            events.append(_block_delta(index, {"type": "signature_delta", "signature": signature}))
         self._open = None
         self._signature = ""
+        self._thinking = []
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
 
