@@ -11,7 +11,9 @@ import msgspec
 
 
 class Capabilities(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    tools: bool = False
+    # None: the catalog does not say. Routing leaves a model out of tool requests only when
+    # it is known not to call tools (false), never on a fact nobody checked.
+    tools: bool | None = None
     json_schema: bool = False
     vision: bool = False
     reasoning: bool = False

@@ -36,8 +36,8 @@ class Deployment:
 
     @property
     def calls_tools(self) -> bool:
-        """Whether the model can call tools; a model the catalog does not know is assumed to."""
-        return self.model is None or self.model.capabilities.tools
+        """Whether the model can call tools: False only when the catalog says it cannot."""
+        return self.model is None or self.model.capabilities.tools is not False
 
     def with_defaults(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """`body` with this deployment's sampling defaults for the parameters it leaves unset
