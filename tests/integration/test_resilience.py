@@ -158,6 +158,32 @@ def test_bad_upstream_credentials_skip_the_deployment_and_never_leak(
         assert all("sk-super-secret" not in repr(r) for r in gw.ledger())
 
 
+def test_a_circuit_that_opens_mid_request_gets_no_more_attempts_in_it(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """failures 3, retries 1: the first request makes two attempts, the second opens the
+    circuit on its first attempt and stops there; a half-open probe that fails is one attempt."""
+    config = mock_config(mock.url) | {
+        "routing": {
+            "retries": 1,
+            "backoff_base": 0.01,
+            "circuit": {"failures": 3, "cooldown": 0.2, "open_circuits": "last"},
+        }
+    }
+    gw = gateway(config)
+    mock.script(["status=500"] * 10)
+    assert chat(gw.url, {"model": "m"}).status_code == 502
+    assert mock.stats()["requests"] == 2
+    assert chat(gw.url, {"model": "m"}).status_code == 502
+    assert mock.stats()["requests"] == 3  # opened on the first attempt: not retried
+    up = httpx.get(f"{gw.url}/admin/health").json()["deployments"][0]
+    while up["circuit"] == "open" and up["retry_in_s"] > 0:  # the cool-down passes
+        time.sleep(0.05)
+        up = httpx.get(f"{gw.url}/admin/health").json()["deployments"][0]
+    assert chat(gw.url, {"model": "m"}).status_code == 502
+    assert mock.stats()["requests"] == 4  # the probe failed: one attempt, no retry
+
+
 def test_circuit_opens_and_status_shows_it(
     gateway: GatewayFactory, mock: MockUpstreamThread
 ) -> None:

@@ -31,7 +31,7 @@ from crossroads.providers.base import (
     UpstreamCall,
 )
 from crossroads.routing.deployment import Deployment
-from crossroads.routing.health import HealthBoard
+from crossroads.routing.health import Circuit, HealthBoard
 from crossroads.routing.options import DEFAULT_OPTIONS, RoutingOptions
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.strategy import allowed, order
@@ -367,6 +367,10 @@ class Router:
                     self.health.release(dep.id)
                 else:
                     self.health.failure(dep.id, exc.message)
+                    if self.health.get(dep.id).state is not Circuit.CLOSED:
+                        # This failure opened the circuit (or a half-open probe failed): no
+                        # more attempts on this deployment in this request.
+                        return False, None
                 if retry == self.policy.retries:
                     return False, None
                 delay = self._delay(retry, exc)
