@@ -127,6 +127,7 @@ def planted() -> Iterator[Planted]:
     )
     redis = urlsplit(os.environ.get("CROSSROADS_TEST_REDIS_URL") or pytest.fail("no test Redis"))
     redis_user, redis_password = f"crx_leak_rduser_{tag}", f"rdpw/leak+{tag}"
+    pg_at, redis_at = f"{base.hostname}:{base.port}", f"{redis.hostname}:{redis.port}"
     try:
         yield Planted(
             openai_key=f"sk-leak-openai-{secrets.token_hex(12)}",
@@ -134,15 +135,13 @@ def planted() -> Iterator[Planted]:
             admin_key=f"adm-leak-{secrets.token_hex(12)}",
             pg_user=pg_user,
             pg_password=pg_password,
-            pg_url=f"postgresql://{pg_user}:{quote(pg_password, safe='')}@{base.hostname}:{base.port}/{database}",
+            pg_url=f"postgresql://{pg_user}:{quote(pg_password, safe='')}@{pg_at}/{database}",
             redis_user=redis_user,
             redis_password=redis_password,
-            redis_url=f"redis://{redis_user}:{quote(redis_password, safe='')}@{redis.hostname}:{redis.port}/0",
+            redis_url=f"redis://{redis_user}:{quote(redis_password, safe='')}@{redis_at}/0",
         )
     finally:
-        _run_sql(
-            server_url(), f'DROP DATABASE "{database}" WITH (FORCE)', f'DROP ROLE "{pg_user}"'
-        )
+        _run_sql(server_url(), f'DROP DATABASE "{database}" WITH (FORCE)', f'DROP ROLE "{pg_user}"')
 
 
 def _config(mock: MockUpstreamThread) -> dict[str, Any]:
@@ -245,9 +244,7 @@ def test_planted_secrets_leave_by_no_channel(
                     response = _ask(gw, ingress, model, stream, client_key)
                     asked += 1
                     assert response.status_code in statuses, (channel, model, script)
-                    channels.setdefault(channel, []).append(
-                        f"{response.headers}\n{response.text}"
-                    )
+                    channels.setdefault(channel, []).append(f"{response.headers}\n{response.text}")
     # The planted text reached the clients, scrubbed (not merely dropped).
     for channel, answers in channels.items():
         assert any(REDACTED in answer for answer in answers), channel

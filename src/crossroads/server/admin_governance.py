@@ -18,16 +18,17 @@ from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.governance.gate import Gate
 from crossroads.governance.model import ApiKey, Limits, Team
 from crossroads.governance.policy import EMPTY, parse_rules
+from crossroads.governance.store import GovernanceStoreError
 from crossroads.ingress.body import read_json_object
-from crossroads.ingress.openai.errors import error_response
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.strategy import expected_cost
-from crossroads.server.admin import require_admin
+from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.runtime import Gateway
 
 T = TypeVar("T")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_BUDGET = Decimal(1_000_000_000)
+MAX_EXPIRES_IN_DAYS = 36_500  # 100 years: a key meant never to expire needs no expiry at all
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -108,8 +109,8 @@ def _guarded(handler: Any) -> Any:
         try:
             result: Response = await handler(request)
             return result
-        except GatewayError as exc:
-            return error_response(exc)
+        except (GatewayError, GovernanceStoreError) as exc:
+            return admin_error(exc)
 
     return endpoint
 
@@ -126,8 +127,13 @@ async def create_key(request: Request) -> Response:
     policy = parse_rules(body.policy, "policy") if body.policy else EMPTY
     expires_at = body.expires_at
     if body.expires_in_days is not None:
-        if body.expires_in_days <= 0:
-            raise InvalidRequestError("expires_in_days must be positive.", param="expires_in_days")
+        if not 0 < body.expires_in_days <= MAX_EXPIRES_IN_DAYS:  # also false for NaN
+            raise InvalidRequestError(
+                f"expires_in_days must be more than 0 and at most {MAX_EXPIRES_IN_DAYS} "
+                f"(100 years); got {body.expires_in_days!r}. Leave it out for a key that "
+                "does not expire.",
+                param="expires_in_days",
+            )
         expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidRequestError("expires_at needs a time zone (e.g. Z).", param="expires_at")
