@@ -1,11 +1,10 @@
 """Admin API for the economics: the reports (`GET /admin/reports/{kind}`) and the raw ledger
 (`GET /admin/ledger`), as JSON or CSV. Reports read the rollups; the ledger export streams
-records newest first, up to `limit` (default 10,000, at most 1,000,000)."""
+records newest first, up to `limit` (default 10,000, at most 1,000,000). CSV cells that start
+like a formula (a client's model name can be `=HYPERLINK(...)`) get a leading `'`."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from crossroads.analytics import REPORT_KINDS, ReportQuery, resolve_dimensions, 
 from crossroads.analytics.moments import parse_moment
 from crossroads.errors import GatewayError, InvalidRequestError
 from crossroads.ledger.record import LedgerRecord
+from crossroads.safe_text import csv_text
 from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.runtime import Gateway
 
@@ -33,14 +33,6 @@ def _moment(value: str | None, name: str) -> datetime | None:
         return parse_moment(value, datetime.now(UTC))
     except ValueError as exc:
         raise InvalidRequestError(f"'{name}': {exc}.", param=name) from None
-
-
-def _csv(columns: list[str], rows: list[list[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    return out.getvalue()
 
 
 def _json_default(value: Any) -> Any:
@@ -75,7 +67,7 @@ async def report(request: Request) -> Response:
         return admin_error(exc)
     if params.get("format") == "csv":
         return Response(
-            _csv(list(result.columns), [list(r) for r in result.rows]), media_type="text/csv"
+            csv_text(list(result.columns), [list(r) for r in result.rows]), media_type="text/csv"
         )
     body = {
         "report": result.kind,
@@ -120,6 +112,6 @@ async def ledger(request: Request) -> Response:
         return admin_error(exc)
     rows = [_ledger_row(r) for r in records]
     if params.get("format") == "csv":
-        return Response(_csv(LEDGER_COLUMNS, rows), media_type="text/csv")
+        return Response(csv_text(LEDGER_COLUMNS, rows), media_type="text/csv")
     body = [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows]
     return Response(orjson.dumps(body, default=_json_default), media_type="application/json")
