@@ -1,7 +1,8 @@
 """The gateway's own secrets kept out of everything that leaves the process: a `Scrubber`, built
 once at start from the configured secrets, replaces each of them with `[redacted]` in error text
 bound for a client, the ledger or a log, and cuts upstream error text to a configured length;
-`scrubbing_logs` applies it to every log record the process makes.
+`scrubbing_logs` applies it to every log record the process makes (and escapes the control
+characters in them).
 
 Only error text is scrubbed: a successful answer is the model's output and passes untouched, so
 the success path costs nothing."""
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from crossroads.errors import GatewayError
+from crossroads.safe_text import printable
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_CHARS",
@@ -128,9 +130,11 @@ class Scrubber:
         return _BEARER.sub(rf"\1 {REDACTED}", text)
 
     def message(self, text: str) -> str:
-        """Upstream error text as it may leave: scrubbed, then cut to `max_message_chars`
-        (scrubbing first, so a cut can never leave the start of a secret behind)."""
-        text = self(text)
+        """Upstream error text as it may leave: scrubbed, on one line (control characters,
+        newlines included, as visible escapes: the text also goes to logs, where a newline
+        would forge a line), then cut to `max_message_chars` (scrubbing first, so a cut can
+        never leave the start of a secret behind)."""
+        text = printable(self(text))
         if len(text) <= self.max_message_chars:
             return text
         cut = len(text) - self.max_message_chars
@@ -149,23 +153,25 @@ class Scrubber:
 
     def record(self, record: logging.LogRecord) -> None:
         """Scrubs a log record in place: its message (formatted with its arguments), its
-        exception's traceback text and its stack. Leaves the record as it was when nothing in
-        it needed scrubbing, so formatters that read `args` keep working."""
+        exception's traceback text and its stack; control characters other than newline and
+        tab in them are escaped too (`printable`), so an upstream's text cannot drive the
+        terminal a log is read on. Leaves the record as it was when nothing in it needed
+        either, so formatters that read `args` keep working."""
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record: logging reports it when it formats
             return
-        clean = self(message)
+        clean = printable(self(message), keep_lines=True)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[0] is not None:
             text = _TRACEBACKS.formatException(record.exc_info)
-            clean = self(text)
+            clean = printable(self(text), keep_lines=True)
             if clean != text:
                 # A handler given exc_info would format the exception itself, secrets and all.
                 record.exc_text, record.exc_info = clean, None
         if record.stack_info:
-            record.stack_info = self(record.stack_info)
+            record.stack_info = printable(self(record.stack_info), keep_lines=True)
 
 
 _TRACEBACKS = logging.Formatter()

@@ -73,10 +73,12 @@ def test_upstream_messages_are_scrubbed_before_they_are_cut() -> None:
     assert KEY[:5] not in exc.message and exc.args == (exc.message,)
     assert exc.message.startswith("x" * 95 + REDACTED[:5])
     assert exc.message.endswith("more characters cut)")
+    assert Scrubber().message("line one\nline two\x1b[2J") == "line one\\x0aline two\\x1b[2J"
 
 
 def test_log_records_are_scrubbed_with_their_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    before = logging.getLogRecordFactory()  # a gateway another test left running has its own
     scrub = Scrubber([KEY])
     log = logging.getLogger("crossroads.test_scrub")
     with scrubbing_logs(scrub), scrubbing_logs(scrub):  # nested: one factory, not two
@@ -85,14 +87,16 @@ def test_log_records_are_scrubbed_with_their_tracebacks(caplog: pytest.LogCaptur
         except RuntimeError:
             log.exception("upstream %s failed: %s", "x", KEY)
         log.info("nothing to hide %d", 5)
+        log.error("upstream said %s", "\x1b[2Jgone\r\nforged line")
     log.warning("after: %s", KEY)  # no longer scrubbed once out
-    first, second, third = caplog.records
+    first, second, escaped, third = caplog.records
     assert KEY not in caplog.text.split("after:")[0]
     assert first.getMessage() == f"upstream x failed: {REDACTED}" and first.exc_info is None
     assert "RuntimeError: connect failed with key [redacted]" in (first.exc_text or "")
     assert second.args == (5,)  # untouched: formatters that read args keep working
+    assert escaped.getMessage() == "upstream said \\x1b[2Jgone\\x0d\nforged line"
     assert KEY in third.getMessage()
-    assert logging.getLogRecordFactory() is logging.LogRecord
+    assert logging.getLogRecordFactory() is before
 
 
 def test_settings_hand_every_configured_secret_to_the_scrubber(tmp_path: Path) -> None:
