@@ -30,6 +30,14 @@ DATES = [
 ]
 WINDOW_VALUES = [*SPANS, *DATES]
 DAYS = [2**31, 2**32, 2**53, 2**63, 1e300, 3_000_000, 36_501]
+EXPIRIES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00Z",
+    "2500-01-01T00:00:00Z",
+]
+RATES = [2**63, 2**64, 10**12 + 1]
 
 # (method, path, query or JSON body, the parameter the 400 must name)
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
@@ -48,6 +56,13 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     *(
         ("POST", "/admin/keys", {"name": "k", "expires_in_days": days}, "expires_in_days")
         for days in DAYS
+    ),
+    *(("POST", "/admin/keys", {"name": "k", "expires_at": at}, "expires_at") for at in EXPIRIES),
+    *(
+        ("POST", path, {**who, "limits": {rate: value}}, f"limits.{rate}")
+        for path, who in (("/admin/keys", {"name": "k"}), ("/admin/teams", {"id": "t"}))
+        for rate in ("rpm", "tpm")
+        for value in RATES
     ),
 ]
 
@@ -96,10 +111,15 @@ def test_the_ranges_still_take_what_is_in_them(served: GatewayThread) -> None:
     ):
         response = httpx.get(f"{served.url}/dashboard/api/data", params=window, timeout=30)
         assert response.status_code == 200, (window, response.text)
-    created = httpx.post(
-        f"{served.url}/admin/keys", json={"name": "long", "expires_in_days": 36_500}, timeout=30
-    )
-    assert created.status_code == 201, created.text
+    for body in (
+        {"expires_in_days": 36_500},
+        {"expires_at": "2100-01-01T00:00:00+14:00"},
+        {"limits": {"rpm": 10**12, "tpm": 10**12}},
+    ):
+        created = httpx.post(f"{served.url}/admin/keys", json={"name": "long", **body}, timeout=30)
+        assert created.status_code == 201, (body, created.text)
+    # The key ring still reloads: nothing unreadable was stored.
+    assert httpx.get(f"{served.url}/admin/keys", timeout=30).status_code == 200
 
 
 @pytest.fixture
