@@ -64,6 +64,20 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
         for rate in ("rpm", "tpm")
         for value in RATES
     ),
+    *(
+        ("POST", path, {**who, "limits": {"budget_usd": budget}}, "limits.budget_usd")
+        for path, who in (("/admin/keys", {"name": "k"}), ("/admin/teams", {"id": "t"}))
+        for budget in ("NaN", "Infinity", "1e999", "-0")
+    ),
+    *(
+        ("POST", "/v1/route/explain", {"model": "m", field: value}, field)
+        for field, value in (
+            ("prompt_tokens", -1),
+            ("prompt_tokens", 2**63),
+            ("max_tokens", 0),
+            ("max_tokens", 10**10),
+        )
+    ),
 ]
 
 

@@ -32,6 +32,7 @@ _FIELD_PATH = re.compile(r" - at `\$\.([^`]+)`$")  # where msgspec says the bad 
 MAX_BUDGET = Decimal(1_000_000_000)
 MAX_EXPIRES_IN_DAYS = 36_500  # 100 years: a key meant never to expire needs no expiry at all
 MAX_RATE = 10**12  # rpm and tpm: far beyond any real limit, far within the stores' 64-bit ints
+MAX_EXPLAIN_TOKENS = 10**9  # explain's token mix: beyond any context window
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,7 +74,9 @@ async def _body(request: Request, kind: type[T]) -> T:
 
 
 def _check_limits(limits: Limits, where: str) -> None:
-    if limits.budget_usd is not None and not (0 < limits.budget_usd <= MAX_BUDGET):
+    budget = limits.budget_usd
+    # is_finite first: comparing a Decimal NaN raises rather than answering False.
+    if budget is not None and not (budget.is_finite() and 0 < budget <= MAX_BUDGET):
         raise InvalidRequestError(
             f"{where}.budget_usd must be more than 0 and at most {MAX_BUDGET}; got "
             f"{limits.budget_usd}.",
@@ -235,6 +238,14 @@ async def explain(request: Request) -> Response:
     gate = require_admin(request)
     gateway: Gateway = request.app.state.gateway
     body = await _body(request, Explain)
+    for name, tokens, least in (
+        ("prompt_tokens", body.prompt_tokens, 0),
+        ("max_tokens", body.max_tokens, 1),
+    ):
+        if tokens is not None and not least <= tokens <= MAX_EXPLAIN_TOKENS:
+            raise InvalidRequestError(
+                f"{name} must be from {least} to {MAX_EXPLAIN_TOKENS:,}; got {tokens}.", param=name
+            )
     try:
         principal = gate.principal_for(body.key_id, body.team_id)
     except KeyError as exc:
