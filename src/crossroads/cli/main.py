@@ -20,6 +20,7 @@ from crossroads.cli import (
     usage_cmd,
     whatif_cmd,
 )
+from crossroads.cli.terminal import printable_output
 from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 
@@ -154,8 +155,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Long-running servers log rather than print values; their output streams stay as they are.
+_SERVERS = frozenset({"serve", "mock-upstream"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in _SERVERS:
+        return _run(args)
+    with printable_output():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:

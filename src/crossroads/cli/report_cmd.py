@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -54,13 +53,6 @@ def print_report(report: Report, fmt: str) -> None:
         print(note, file=out)
 
 
-def _moment(value: str | None, flag: str) -> datetime | None:
-    try:
-        return parse_since(value)
-    except ConfigError as exc:
-        raise ConfigError(exc.message.replace("--since", flag, 1)) from None
-
-
 def _query(args: argparse.Namespace) -> ReportQuery:
     by = None
     if args.by:
@@ -69,8 +61,8 @@ def _query(args: argparse.Namespace) -> ReportQuery:
         except ValueError as exc:
             raise ConfigError(f"--by: {exc}") from None
     return ReportQuery(
-        since=_moment(args.since, "--since"),
-        until=_moment(args.until, "--until"),
+        since=parse_since(args.since),
+        until=parse_since(args.until, flag="--until"),
         interval=args.interval,
         by=by,
     )

@@ -1,13 +1,15 @@
-"""Plain-text tables, CSV and JSON for the CLI's reports."""
+"""Plain-text tables, CSV and JSON for the CLI's reports. Values may be text clients chose
+(model names, upstream errors): control characters in them are printed as visible escapes, and
+CSV cells are kept from running as spreadsheet formulas (`crossroads.safe_text`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
+from crossroads.safe_text import csv_text, printable, printable_json
 
 
 def _cell(value: Any) -> str:
@@ -15,7 +17,7 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -32,15 +34,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(headers)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    return out.getvalue().rstrip("\n")
+    # printable() leaves no carriage return in a cell, so plain newlines end the lines.
+    cells = [[printable(v) if isinstance(v, str) else v for v in row] for row in rows]
+    return csv_text(headers, cells, lineterminator="\n").rstrip("\n")
 
 
 def to_json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+    return printable_json(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 def render(fmt: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

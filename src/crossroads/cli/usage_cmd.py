@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from crossroads.analytics.moments import parse_moment
 from crossroads.cli.tables import render, to_json
 from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.server.runtime import LEDGER_FILE
-
-_SPAN = re.compile(r"^(\d+)([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 RECENT_HEADERS = [
     "time (UTC)",
@@ -41,22 +38,18 @@ TOTAL_HEADERS = [
 ]
 
 
-def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
-    """`30m`, `24h`, `7d`, `2w` before now, or an ISO date/datetime (UTC if no zone given).
-    Raises ConfigError with the accepted forms on anything else."""
+def parse_since(
+    value: str | None, now: datetime | None = None, flag: str = "--since"
+) -> datetime | None:
+    """`30m`, `24h`, `7d`, `2w` before now, or an ISO date/datetime (UTC if no zone given), as
+    `crossroads.analytics.moments.parse_moment` reads them. Raises ConfigError naming `flag`,
+    saying what is wrong and what is accepted."""
     if not value:
         return None
-    now = now or datetime.now(UTC)
-    match = _SPAN.match(value.strip())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"--since {value!r}: use a span like 30m, 24h, 7d, 2w or an ISO date such as 2026-11-01"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value, now or datetime.now(UTC))
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {exc}") from None
 
 
 def _recent_row(r: LedgerRecord) -> list[Any]:

@@ -162,6 +162,7 @@ def load_settings(
         data_dir=Path(resolved_dir).expanduser(),
         max_body_bytes=config.server.max_body_bytes,
         request_timeout=config.server.request_timeout,
+        max_upstream_message_chars=config.server.max_upstream_message_chars,
         catalog=catalog,
         providers=tuple(providers.values()),
         deployments=tuple(deployments),
@@ -330,6 +331,8 @@ def _check_server(settings: Settings, source: _Source) -> None:
         raise source.error("$.server.max_body_bytes", "must be at least 1024")
     if settings.request_timeout <= 0:
         raise source.error("$.server.request_timeout", "must be a positive number of seconds")
+    if not 100 <= settings.max_upstream_message_chars <= 65536:
+        raise source.error("$.server.max_upstream_message_chars", "must be from 100 to 65536")
 
 
 def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec, Deployment]:

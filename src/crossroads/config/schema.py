@@ -18,6 +18,10 @@ class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 10 * 1024 * 1024
     # The overall deadline of one request, all attempts included, in seconds.
     request_timeout: float = 600.0
+    # Secrets and what leaves the process (docs/security.md): an upstream's error text is
+    # scrubbed of the gateway's secrets, then cut to this many characters, before it reaches a
+    # client, the ledger or a log.
+    max_upstream_message_chars: int = 1000
 
 
 class SamplingDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

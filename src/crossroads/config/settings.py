@@ -14,6 +14,10 @@ from crossroads.providers.base import ProviderSpec
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.table import Alias
+from crossroads.scrub import DEFAULT_MAX_MESSAGE_CHARS, Scrubber, url_credentials
+
+# Provider headers whose values are credentials (Authorization, x-api-key, api-key, ...).
+_CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +43,23 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+
+    def scrubber(self) -> Scrubber:
+        """The scrubber of every secret configured here: each provider's API key and
+        credential headers, the admin key, and the user and password of the PostgreSQL and
+        Redis URLs (see `crossroads.scrub`)."""
+        secrets: list[str] = [self.admin_key] if self.admin_key else []
+        users: list[str] = []
+        for spec in self.providers:
+            if spec.api_key:
+                secrets.append(spec.api_key)
+            for name, value in spec.headers.items():
+                if any(word in name.lower() for word in _CREDENTIAL_HEADER_WORDS):
+                    secrets += [value, value.rpartition(" ")[2]]
+        for url in (self.postgres_url, self.redis_url):
+            if url:
+                found, names = url_credentials(url)
+                secrets += found
+                users += names
+        return Scrubber(secrets, users=users, max_message_chars=self.max_upstream_message_chars)

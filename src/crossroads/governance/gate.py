@@ -37,6 +37,11 @@ class LimitsUnavailableError(GatewayError):
     kind = "limits_unavailable"
 
 
+LIMITS_LOG_INTERVAL = 10.0
+"""Seconds between log lines about an unreachable limits backend (one per request would flood
+the log during an outage)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What was counted for one admitted request, to settle when it ends."""
@@ -56,8 +61,13 @@ class Gate:
         store: GovernanceStore,
         counters: Counters,
         refresh_interval: float = 5.0,
+        limits_backend: str = "memory",
     ) -> None:
+        """`limits_backend` names the counters' backend in the 503 a client gets when it
+        fails; nothing more of the failure (host, port, user) is shown, only logged."""
         self.mode = mode
+        self._limits_backend = limits_backend
+        self._limits_logged_at = float("-inf")
         self._admin_hash = keylib.hash_key(admin_key) if admin_key else None
         self._global = Policy("global", global_policy)
         self.store = store
@@ -193,8 +203,13 @@ class Gate:
         try:
             denied = await self.counters.admit(windows, reservations)
         except CountersError as exc:
+            now = asyncio.get_running_loop().time()
+            if now - self._limits_logged_at >= LIMITS_LOG_INTERVAL:
+                self._limits_logged_at = now
+                log.warning("limits backend failed; refusing limited requests: %s", exc)
             raise LimitsUnavailableError(
-                f"Limits cannot be checked right now ({exc}); try again shortly."
+                f"Limits cannot be checked right now: the limits backend "
+                f"({self._limits_backend}) is unreachable; try again shortly."
             ) from None
         if denied is not None:
             raise denial_error(

@@ -215,7 +215,11 @@ def finish(
     error: GatewayError | None = None,
 ) -> None:
     """Submits the request's one ledger record and settles its budget reservation. Never
-    awaits and never raises: it runs in `finally` blocks on every path."""
+    awaits and never raises: it runs in `finally` blocks on every path. An `error` is scrubbed
+    of the gateway's secrets in place first, so the answer made from it afterwards is clean
+    too (the router scrubbed upstream errors already; this also covers every other one)."""
+    if error is not None:
+        services.scrub.error(error)
     baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
     record = exchange.record(trace, status=status, usage=usage, error=error, baseline=baseline)
     try:

@@ -102,6 +102,7 @@ class StreamRelay(Response):
                     status = Status.OK
                 except UpstreamError as exc:
                     status, error = Status.ERROR, exc
+                    self._services.scrub.error(exc)
                     pending.append(encoder.error(exc))
                 await send(_body(pending, more=False))
         except ClientGone:

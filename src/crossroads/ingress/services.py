@@ -8,6 +8,7 @@ from crossroads.governance.gate import Gate
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
+from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
 
 
@@ -21,3 +22,4 @@ class Services:
     models_body: bytes  # the GET /v1/models answer, encoded once
     baselines: Baselines = field(default_factory=Baselines)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)  # counted in finish()
+    scrub: Scrubber = field(default_factory=Scrubber)  # error text bound for a client or ledger

@@ -60,6 +60,10 @@ def error_body(status: int, message: str, sequence: int = 0) -> JSON:
     }
 
 
+def _overloaded(script: Script) -> str:
+    return "Overloaded" + (f": {script.error_text}" if script.error_text else "")
+
+
 def _error_response(status: int, message: str, sequence: int = 0) -> web.Response:
     payload = orjson.dumps(error_body(status, message, sequence))
     return web.Response(status=status, body=payload, content_type="application/json")
@@ -349,7 +353,7 @@ async def answer_messages(
     if script.malformed:
         payload = _MALFORMED_BODY
     elif script.error_body:
-        payload = orjson.dumps(error_body(529, "Overloaded", record.sequence))
+        payload = orjson.dumps(error_body(529, _overloaded(script), record.sequence))
     else:
         payload = orjson.dumps(message_body(plan))
     return await upstream._send_body(request, record, script, payload)
@@ -363,11 +367,14 @@ async def _status_answer(script: Script, sequence: int, key: str) -> web.Respons
     message = f"mock upstream error, status {script.status}"
     if script.echo_key:
         message += f": invalid x-api-key {key}"
+    if script.error_text:
+        message += f": {script.error_text}"
     if script.error_body:
         payload = orjson.dumps(error_body(script.status, message, sequence))
         headers["Content-Type"] = "application/json"
     else:
-        payload = (message if script.echo_key else f"mock upstream: HTTP {script.status}").encode()
+        plain = script.echo_key or script.error_text
+        payload = (message if plain else f"mock upstream: HTTP {script.status}").encode()
         headers["Content-Type"] = "text/plain"
     return web.Response(status=script.status, body=payload, headers=headers)
 
@@ -376,8 +383,8 @@ async def _stream(
     upstream: MockUpstream, request: web.Request, record: RequestRecord, script: Script, plan: _Plan
 ) -> web.StreamResponse:
     events = stream_events(plan)
-    if script.error_body:  # Anthropic sends overload mid-stream as an `error` event
-        error = error_body(529, "Overloaded", record.sequence)
+    if script.error_body or script.error_event:  # Anthropic's overload mid-stream: an event
+        error = error_body(529, _overloaded(script), record.sequence)
         events[len(events) // 2 :] = [_event("error", {"error": error["error"]})]
     if script.malformed:
         events.insert(len(events) // 2, _MALFORMED_EVENT)

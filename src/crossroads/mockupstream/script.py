@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+from urllib.parse import unquote
 
 __all__ = ["Script", "ScriptError", "parse_script"]
 
@@ -53,6 +54,8 @@ class Script:
     refuse: tuple[str, ...] = ()
     require_reasoning_replay: bool = False
     echo_key: bool = False
+    error_event: bool = False
+    error_text: str | None = None
     mix: tuple[tuple[Script, float], ...] = ()
     source: str = ""
 
@@ -102,6 +105,13 @@ def _retry_after(value: str) -> str:
     return value
 
 
+def _text(value: str) -> str:
+    text = unquote(value)
+    if not text:
+        raise ValueError("must be some percent-encoded text")
+    return text
+
+
 def _reset(value: str) -> ResetMode:
     if value == "before":
         return "before"
@@ -145,11 +155,12 @@ _VALUED: dict[str, Callable[[str], Any]] = {
     "reasoning": _count,
     "reasoning_field": _reasoning_field,
     "refuse": _fields,
+    "error_text": _text,
 }
 _FLAGS = frozenset(
     {
         "hang", "malformed", "truncate", "no_done", "tool_call", "error_body", "think_tags",
-        "parallel_tools", "require_reasoning_replay", "echo_key",
+        "parallel_tools", "require_reasoning_replay", "echo_key", "error_event",
     },
 )  # fmt: skip
 
@@ -233,6 +244,12 @@ def parse_script(text: str) -> Script:
     - `echo_key`: an error status's body quotes the credential the request presented, as
       OpenAI's 401 does ("Incorrect API key provided: ..."), so tests can prove the gateway
       never relays it.
+    - `error_event`: a stream sends half its events, then an error event, and ends (an OpenAI
+      `data: {"error": ...}` chunk, as some hosts send a failure after the answer began; on
+      the Anthropic endpoint an `error` event, as with `error_body`).
+    - `error_text=TEXT` (percent-encoded, so it may hold commas): added to the message of every
+      error the script makes (a status's body, plain text or JSON, an error body or event), so
+      tests can plant any text, secrets included, in what an upstream says.
     - `mix=SCRIPT:P|SCRIPT:P|...` must come last and takes the rest of the text: weighted
       alternatives, each applied on top of the tokens before `mix=`; the left-over
       probability answers with those tokens alone.

@@ -333,12 +333,14 @@ class MockUpstream:
         message = f"mock upstream error, status {script.status}"
         if script.echo_key:
             message += f": Incorrect API key provided: {presented_key(request.headers)}"
+        if script.error_text:
+            message += f": {script.error_text}"
         if script.error_body:
             payload = orjson.dumps(error_body(script.status, message))
             headers["Content-Type"] = "application/json"
         else:
             payload = f"mock upstream: HTTP {script.status}".encode()
-            if script.echo_key:
+            if script.echo_key or script.error_text:
                 payload = message.encode()
             headers["Content-Type"] = "text/plain"
         return web.Response(status=script.status, body=payload, headers=headers)
@@ -375,7 +377,13 @@ class MockUpstream:
         events = [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks]
         if script.malformed:
             events.insert(len(events) // 2, _MALFORMED_EVENT)
-        if not script.no_done:
+        if script.error_event:
+            message = "mock upstream error mid-stream" + (
+                f": {script.error_text}" if script.error_text else ""
+            )
+            failure = b"data: " + orjson.dumps(error_body(500, message)) + b"\n\n"
+            events[len(events) // 2 :] = [failure]
+        elif not script.no_done:
             events.append(DONE)
         return await self.send_events(request, record, script, events)
 

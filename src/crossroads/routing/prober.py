@@ -12,14 +12,20 @@ from crossroads.errors import UpstreamError
 from crossroads.providers.base import HealthProbe, Provider
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import Circuit, HealthBoard
+from crossroads.scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
 
 async def probe_once(
-    providers: Mapping[str, Provider], deployments: Sequence[Deployment], board: HealthBoard
+    providers: Mapping[str, Provider],
+    deployments: Sequence[Deployment],
+    board: HealthBoard,
+    scrub: Scrubber | None = None,
 ) -> None:
-    """One round of probes, concurrently. A provider without the capability is skipped."""
+    """One round of probes, concurrently. A provider without the capability is skipped. A
+    failure's text is scrubbed (`scrub`) before the board keeps it."""
+    scrub = scrub or Scrubber()
     by_provider: dict[str, list[Deployment]] = {}
     for dep in deployments:
         by_provider.setdefault(dep.provider, []).append(dep)
@@ -31,6 +37,7 @@ async def probe_once(
         try:
             await provider.probe()
         except UpstreamError as exc:
+            scrub.upstream(exc)
             for dep in deps:
                 board.failure(dep.id, f"health probe: {exc.message}")
             return
@@ -46,11 +53,12 @@ async def run_prober(
     deployments: Sequence[Deployment],
     board: HealthBoard,
     interval: float,
+    scrub: Scrubber | None = None,
 ) -> None:
     """Probes forever, every `interval` seconds, until cancelled."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await probe_once(providers, deployments, board)
+            await probe_once(providers, deployments, board, scrub)
         except RuntimeError as exc:  # a provider closed under us during shutdown
             log.debug("health probe skipped: %s", exc)

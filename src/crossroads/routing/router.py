@@ -9,11 +9,16 @@ and full jitter, or after the upstream's Retry-After when that is short; then th
 deployment is tried. An upstream that rejects the gateway's credentials (401/403) is skipped at
 once and its circuit opened. A non-retryable failure (the client's own mistake) comes back at
 once. Everything happens within the request's deadline. Streams may fall back only until their
-first chunk has been read, so a client never sees two answers spliced together."""
+first chunk has been read, so a client never sees two answers spliced together.
+
+Every upstream error is scrubbed of the gateway's secrets and cut to length (`Scrubber.upstream`)
+here, as it enters the gateway's core: before the health board, the trace, a log or a client
+sees its text, whichever provider raised it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -36,6 +41,9 @@ from crossroads.routing.options import DEFAULT_OPTIONS, RoutingOptions
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.strategy import allowed, order
 from crossroads.routing.table import Route, RoutingTable
+from crossroads.scrub import Scrubber
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 AUTH_FAILED = "upstream_auth_failed"
@@ -80,12 +88,14 @@ class OpenStream:
         chunks: AsyncIterator[StreamChunk],
         on_end: Callable[[UpstreamError | None, int], None],
         on_abandon: Callable[[], None],
+        scrub: Scrubber | None = None,
     ) -> None:
         self.deployment = deployment
         self.first = first
         self._chunks = chunks
         self._on_end = on_end
         self._on_abandon = on_abandon
+        self._scrub = scrub or Scrubber()
         self.rest = self._relay()
 
     async def _relay(self) -> AsyncIterator[StreamChunk]:
@@ -98,6 +108,7 @@ class OpenStream:
                 yield chunk
         except UpstreamError as exc:
             judged = True
+            self._scrub.upstream(exc)
             self._on_end(exc, tokens)
             raise
         else:
@@ -126,10 +137,14 @@ class Router:
         policy: RoutingPolicy | None = None,
         *,
         rng: random.Random | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
+        """`scrub` cleans every upstream error (default: no secrets known, text cut to
+        `crossroads.scrub.DEFAULT_MAX_MESSAGE_CHARS`)."""
         self._table = table
         self._providers = providers
         self.policy = policy or RoutingPolicy()
+        self.scrub = scrub or Scrubber()
         self.health = HealthBoard(
             {d.id for r in table.routes() for d in r.deployments}, self.policy.breaker
         )
@@ -300,7 +315,9 @@ class Router:
                 elif error.retryable:
                     self.health.failure(dep.id, error.message)
 
-            return OpenStream(dep, first, chunks, on_end, lambda: self.health.release(dep.id))
+            return OpenStream(
+                dep, first, chunks, on_end, lambda: self.health.release(dep.id), self.scrub
+            )
 
         return await self._run(plan, body, trace, attempt)
 
@@ -355,6 +372,8 @@ class Router:
             try:
                 return True, await attempt(dep, call)
             except UpstreamError as exc:
+                self.scrub.upstream(exc)
+                log.debug("deployment %s failed (attempt %d): %s", dep.id, retry + 1, exc.message)
                 trace.errors.append(f"{dep.id}: {exc.message}")
                 state.last = exc
                 if not exc.retryable:

@@ -1,15 +1,46 @@
-"""Admin authentication, and the router's view of every deployment (circuit state, failure
-counts, latency moving averages)."""
+"""Admin authentication, the answer to an admin request that failed, and the router's view of
+every deployment (circuit state, failure counts, latency moving averages)."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from crossroads.errors import AuthenticationError, GatewayError, PermissionDeniedError
 from crossroads.governance.gate import Gate
+from crossroads.governance.store import GovernanceStoreError
 from crossroads.ingress.openai.errors import error_response
+from crossroads.ledger.store import LedgerStoreError
 from crossroads.server.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+
+class GovernanceUnavailableError(GatewayError):
+    status = 503
+    kind = "governance_unavailable"
+
+
+def admin_error(
+    exc: GatewayError | GovernanceStoreError, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The OpenAI-shaped answer to an admin request that failed. A store's own message is for
+    the operator (it names the database host, port and user, file paths, the driver's words):
+    it goes to the log, and the client gets a fixed sentence with the same status."""
+    if isinstance(exc, LedgerStoreError):
+        log.warning("admin request failed: %s", exc.message)
+        exc = LedgerStoreError(
+            "The ledger store is unavailable right now; the details are in the gateway's log."
+        )
+    elif isinstance(exc, GovernanceStoreError):
+        log.warning("admin request failed: %s", exc)
+        exc = GovernanceUnavailableError(
+            "The key and team store is unavailable right now; the details are in the gateway's log."
+        )
+    return error_response(exc, headers)
 
 
 def require_admin(request: Request) -> Gate:
@@ -36,7 +67,7 @@ async def deployment_health(request: Request) -> Response:
     try:
         require_admin(request)
     except GatewayError as exc:
-        return error_response(exc)
+        return admin_error(exc)
     gateway: Gateway = request.app.state.gateway
     router = gateway.router
     deployments = {d.id: d for d in gateway.settings.deployments}

@@ -15,20 +15,25 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from crossroads.analytics.moments import EARLIEST
 from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.governance.gate import Gate
 from crossroads.governance.model import ApiKey, Limits, Team
 from crossroads.governance.policy import EMPTY, parse_rules
+from crossroads.governance.store import GovernanceStoreError
 from crossroads.ingress.body import read_json_object
-from crossroads.ingress.openai.errors import error_response
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.strategy import expected_cost
-from crossroads.server.admin import require_admin
+from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.runtime import Gateway
 
 T = TypeVar("T")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_FIELD_PATH = re.compile(r" - at `\$\.([^`]+)`$")  # where msgspec says the bad value is
 MAX_BUDGET = Decimal(1_000_000_000)
+MAX_EXPIRES_IN_DAYS = 36_500  # 100 years: a key meant never to expire needs no expiry at all
+MAX_RATE = 10**12  # rpm and tpm: far beyond any real limit, far within the stores' 64-bit ints
+MAX_EXPLAIN_TOKENS = 10**9  # explain's token mix: beyond any context window
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,15 +66,20 @@ class Explain(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def _body(request: Request, kind: type[T]) -> T:
+    """The body as `kind`; InvalidRequestError (400) naming the offending field otherwise."""
     _, data = await read_json_object(request, 1024 * 1024)
     try:
         return msgspec.convert(data, kind, str_keys=True)
     except msgspec.ValidationError as exc:
-        raise InvalidRequestError(f"Invalid request: {exc}.") from None
+        at = _FIELD_PATH.search(str(exc))
+        param = at.group(1) if at else None
+        raise InvalidRequestError(f"Invalid request: {exc}.", param=param) from None
 
 
 def _check_limits(limits: Limits, where: str) -> None:
-    if limits.budget_usd is not None and not (0 < limits.budget_usd <= MAX_BUDGET):
+    budget = limits.budget_usd
+    # is_finite first: comparing a Decimal NaN raises rather than answering False.
+    if budget is not None and not (budget.is_finite() and 0 < budget <= MAX_BUDGET):
         raise InvalidRequestError(
             f"{where}.budget_usd must be more than 0 and at most {MAX_BUDGET}; got "
             f"{limits.budget_usd}.",
@@ -77,10 +87,31 @@ def _check_limits(limits: Limits, where: str) -> None:
         )
     for name in ("rpm", "tpm"):
         value = getattr(limits, name)
-        if value is not None and value < 1:
+        if value is not None and not 1 <= value <= MAX_RATE:
             raise InvalidRequestError(
-                f"{where}.{name} must be at least 1; got {value}.", param=f"{where}.{name}"
+                f"{where}.{name} must be from 1 to {MAX_RATE:,}; got {value}.",
+                param=f"{where}.{name}",
             )
+
+
+def _check_expiry(expires_at: datetime) -> None:
+    """Raises InvalidRequestError unless `expires_at` names its zone and lies between
+    `EARLIEST` and 100 years from now: the stores keep it as microseconds since 1970, and a
+    date at the ends of the calendar would not read back (every later reload of the key ring
+    would fail)."""
+    if expires_at.tzinfo is None:
+        raise InvalidRequestError("expires_at needs a time zone (e.g. Z).", param="expires_at")
+    latest = datetime.now(UTC) + timedelta(days=MAX_EXPIRES_IN_DAYS)
+    try:
+        in_range = EARLIEST <= expires_at.astimezone(UTC) <= latest
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
+        in_range = False
+    if not in_range:
+        raise InvalidRequestError(
+            f"expires_at must be between {EARLIEST:%Y-%m-%d} and {MAX_EXPIRES_IN_DAYS} days "
+            f"(100 years) from now; got {expires_at.isoformat()}.",
+            param="expires_at",
+        )
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -111,8 +142,8 @@ def _guarded(handler: Any) -> Any:
         try:
             result: Response = await handler(request)
             return result
-        except GatewayError as exc:
-            return error_response(exc)
+        except (GatewayError, GovernanceStoreError) as exc:
+            return admin_error(exc)
 
     return endpoint
 
@@ -129,11 +160,16 @@ async def create_key(request: Request) -> Response:
     policy = parse_rules(body.policy, "policy") if body.policy else EMPTY
     expires_at = body.expires_at
     if body.expires_in_days is not None:
-        if body.expires_in_days <= 0:
-            raise InvalidRequestError("expires_in_days must be positive.", param="expires_in_days")
+        if not 0 < body.expires_in_days <= MAX_EXPIRES_IN_DAYS:  # also false for NaN
+            raise InvalidRequestError(
+                f"expires_in_days must be more than 0 and at most {MAX_EXPIRES_IN_DAYS} "
+                f"(100 years); got {body.expires_in_days!r}. Leave it out for a key that "
+                "does not expire.",
+                param="expires_in_days",
+            )
         expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
-    if expires_at is not None and expires_at.tzinfo is None:
-        raise InvalidRequestError("expires_at needs a time zone (e.g. Z).", param="expires_at")
+    if expires_at is not None:
+        _check_expiry(expires_at)
     key, secret = await gate.create_key(
         body.name,
         team_id=body.team_id,
@@ -205,6 +241,14 @@ async def explain(request: Request) -> Response:
     gate = require_admin(request)
     gateway: Gateway = request.app.state.gateway
     body = await _body(request, Explain)
+    for name, tokens, least in (
+        ("prompt_tokens", body.prompt_tokens, 0),
+        ("max_tokens", body.max_tokens, 1),
+    ):
+        if tokens is not None and not least <= tokens <= MAX_EXPLAIN_TOKENS:
+            raise InvalidRequestError(
+                f"{name} must be from {least} to {MAX_EXPLAIN_TOKENS:,}; got {tokens}.", param=name
+            )
     try:
         principal = gate.principal_for(body.key_id, body.team_id)
     except KeyError as exc:

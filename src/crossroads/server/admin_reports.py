@@ -1,12 +1,11 @@
 """Admin API for the economics: the reports (`GET /admin/reports/{kind}`) and the raw ledger
 (`GET /admin/ledger`), as JSON or CSV. Reports read the rollups; the ledger export streams
-records newest first, up to `limit` (default 10,000, at most 1,000,000)."""
+records newest first, up to `limit` (default 10,000, at most 1,000,000). CSV cells that start
+like a formula (a client's model name can be `=HYPERLINK(...)`) get a leading `'`."""
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,44 +14,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.analytics import REPORT_KINDS, ReportQuery, resolve_dimensions, run_report
+from crossroads.analytics.moments import parse_moment
 from crossroads.errors import GatewayError, InvalidRequestError
-from crossroads.ingress.openai.errors import error_response
 from crossroads.ledger.record import LedgerRecord
-from crossroads.server.admin import require_admin
+from crossroads.safe_text import csv_text
+from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.runtime import Gateway
 
-_SPANS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_EXPORT = 1_000_000
 
 
 def _moment(value: str | None, name: str) -> datetime | None:
-    """`30m`, `24h`, `7d`, `2w` before now, or an ISO date/date-time (UTC when no zone)."""
+    """`30m`, `24h`, `7d`, `2w` before now, or an ISO date/date-time (UTC when no zone); see
+    `crossroads.analytics.moments`. Raises InvalidRequestError (400) naming the parameter."""
     if not value:
         return None
-    unit = value[-1:]
-    if unit in _SPANS and value[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(**{_SPANS[unit]: int(value[:-1])})
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequestError(
-            f"'{name}' must be a span like 24h or 7d, or an ISO date; got {value!r}.", param=name
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value, datetime.now(UTC))
+    except ValueError as exc:
+        raise InvalidRequestError(f"'{name}': {exc}.", param=name) from None
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError
-
-
-def _csv(columns: list[str], rows: list[list[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    return out.getvalue()
 
 
 async def report(request: Request) -> Response:
@@ -78,10 +64,10 @@ async def report(request: Request) -> Response:
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
     except GatewayError as exc:
-        return error_response(exc)
+        return admin_error(exc)
     if params.get("format") == "csv":
         return Response(
-            _csv(list(result.columns), [list(r) for r in result.rows]), media_type="text/csv"
+            csv_text(list(result.columns), [list(r) for r in result.rows]), media_type="text/csv"
         )
     body = {
         "report": result.kind,
@@ -123,9 +109,9 @@ async def ledger(request: Request) -> Response:
             )
         records = await gateway.store.recent(int(raw_limit), _moment(params.get("since"), "since"))
     except GatewayError as exc:
-        return error_response(exc)
+        return admin_error(exc)
     rows = [_ledger_row(r) for r in records]
     if params.get("format") == "csv":
-        return Response(_csv(LEDGER_COLUMNS, rows), media_type="text/csv")
+        return Response(csv_text(LEDGER_COLUMNS, rows), media_type="text/csv")
     body = [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows]
     return Response(orjson.dumps(body, default=_json_default), media_type="application/json")

@@ -8,8 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.errors import GatewayError
-from crossroads.ingress.openai.errors import error_response
-from crossroads.server.admin import require_admin
+from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.runtime import Gateway
 
 __all__ = ["metrics"]
@@ -22,7 +21,7 @@ async def metrics(request: Request) -> Response:
     try:
         require_admin(request)
     except GatewayError as exc:
-        return error_response(exc)
+        return admin_error(exc)
     gateway: Gateway = request.app.state.gateway
     body, content_type = gateway.services.metrics.exposition(request.headers.get("accept"))
     return Response(body, headers={"content-type": content_type, "cache-control": "no-store"})

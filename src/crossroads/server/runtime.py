@@ -2,7 +2,8 @@
 
 Start-up order: ledger store, ledger writer, providers (the embedded model loads here, off the
 event loop). Shutdown runs after the server has stopped taking requests and finished the ones in
-flight: providers close, then the ledger writer flushes every pending record, then the store."""
+flight: providers close, then the ledger writer flushes every pending record, then the store.
+While it runs, every log record is scrubbed of the configured secrets (`crossroads.scrub`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from crossroads.providers.registry import load_factory
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
+from crossroads.scrub import scrubbing_logs
 from crossroads.telemetry import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,12 @@ class Gateway:
         """Builds everything that needs no I/O. Raises ConfigError for an unknown provider
         type."""
         self.settings = settings
+        self.scrub = settings.scrubber()
         self.providers: dict[str, Provider] = {
             spec.id: load_factory(spec.type)(spec) for spec in settings.providers
         }
         self.table = RoutingTable(settings.deployments, settings.aliases)
-        self.router = Router(self.table, self.providers, settings.routing)
+        self.router = Router(self.table, self.providers, settings.routing, scrub=self.scrub)
         self.store = store or ledger_store(settings)
         self.ledger = LedgerWriter(self.store)
         self.gate = Gate(
@@ -82,6 +85,7 @@ class Gateway:
             store=governance_store(settings),
             counters=counters(settings),
             refresh_interval=settings.key_refresh_interval,
+            limits_backend=settings.limits_backend,
         )
         self.services = Services(
             gate=self.gate,
@@ -92,11 +96,18 @@ class Gateway:
             models_body=models_body(self.table),
             baselines=settings.baselines,
             metrics=GatewayMetrics(self.ledger, self.router.health),
+            scrub=self.scrub,
         )
         self.ready = False
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        with scrubbing_logs(self.scrub):
+            async with self._running(app):
+                yield
+
+    @asynccontextmanager
+    async def _running(self, app: Starlette) -> AsyncIterator[None]:
         app.state.services = self.services
         app.state.gateway = self
         await self.store.open()
@@ -109,7 +120,11 @@ class Gateway:
             if interval > 0:
                 prober = asyncio.create_task(
                     run_prober(
-                        self.providers, self.settings.deployments, self.router.health, interval
+                        self.providers,
+                        self.settings.deployments,
+                        self.router.health,
+                        interval,
+                        self.scrub,
                     ),
                     name="health-prober",
                 )

@@ -16,6 +16,7 @@ import uvicorn
 import uvloop
 
 from crossroads.config import Settings
+from crossroads.scrub import scrubbing_logs
 from crossroads.server.app import build_app
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,11 @@ def _run_worker(
                 print(banner(settings, *announce), flush=True)
         await task
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    # For the worker's whole life, not only the app's lifespan: uvicorn logs a failed start-up
+    # (with the exception and its traceback) after the lifespan has ended.
+    with (
+        scrubbing_logs(app.state.gateway_object.scrub),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
         runner.run(run())
     return bool(server.started)

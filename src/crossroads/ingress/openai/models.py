@@ -1,5 +1,8 @@
 """GET /v1/models and /v1/models/{id}: every name the gateway serves, with catalog facts in a
-`crossroads` extension object (maker, origin, licence, hosts, jurisdictions, prices)."""
+`crossroads` extension object (maker, origin, licence, hosts, jurisdictions, prices).
+
+In keys mode they need a valid key, as every other /v1 endpoint does: the list names the
+upstream hosts, their model ids and prices. In open mode (loopback only) they are open."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import ModelNotFoundError
+from crossroads.errors import GatewayError, ModelNotFoundError
+from crossroads.ingress.body import headers_of
 from crossroads.ingress.openai.errors import error_response
 from crossroads.ingress.services import Services
 from crossroads.routing.deployment import Deployment
@@ -65,13 +69,30 @@ def models_body(table: RoutingTable) -> bytes:
     return orjson.dumps({"object": "list", "data": [_model_object(r) for r in table.routes()]})
 
 
+def _refusal(services: Services, request: Request) -> Response | None:
+    """The 401 for a request without a valid key in keys mode; None when it may see the list."""
+    if services.gate.mode != "keys":
+        return None
+    try:
+        services.gate.authenticate(headers_of(request))
+    except GatewayError as exc:
+        return error_response(exc)
+    return None
+
+
 async def list_models(request: Request) -> Response:
     services: Services = request.app.state.services
+    refused = _refusal(services, request)
+    if refused is not None:
+        return refused
     return Response(services.models_body, media_type="application/json")
 
 
 async def get_model(request: Request) -> Response:
     services: Services = request.app.state.services
+    refused = _refusal(services, request)
+    if refused is not None:
+        return refused
     name = request.path_params["model"]
     route = services.router.table.get(name)
     if route is None:

@@ -4,7 +4,8 @@ body or stream event) into an UpstreamError the router can act on.
 The classes are those of every adapter (`crossroads.providers.http.from_status`), plus
 Anthropic's own 529 `overloaded_error`, which is transient too.
 Anthropic's error body is `{"type": "error", "error": {"type": ..., "message": ...}}`
-(Anthropic "Errors" page); the compatible endpoints send the same shape or OpenAI's."""
+(Anthropic "Errors" page); the compatible endpoints send the same shape or OpenAI's. Messages
+are kept whole: the router scrubs them of the gateway's secrets, then cuts them."""
 
 from __future__ import annotations
 
@@ -24,15 +25,14 @@ _TRANSIENT_TYPES = {
     "timeout_error": (504, "upstream_stream_error"),
 }
 _AUTH_TYPES = frozenset({"authentication_error", "permission_error"})
-_MAX_MESSAGE = 500
 
 
 def error_message(error: Any) -> str | None:
     """The message of an `error` member (an object with `message`, or a bare string)."""
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:_MAX_MESSAGE]
+        return str(error["message"])
     if isinstance(error, str):
-        return error[:_MAX_MESSAGE]
+        return error
     return None
 
 

@@ -1,5 +1,7 @@
 """Reads an OpenAI-format error answer (`{"error": {"message": ...}}`); the classification of
-HTTP failures every adapter shares is `crossroads.providers.http.from_status`."""
+HTTP failures every adapter shares is `crossroads.providers.http.from_status`. The message is
+kept whole (the body is already bounded by `http.MAX_ERROR_BODY`): the router scrubs it of the
+gateway's secrets and only then cuts it, so a cut never leaves part of a secret behind."""
 
 from __future__ import annotations
 
@@ -10,8 +12,6 @@ import orjson
 from crossroads.errors import UpstreamError
 from crossroads.providers import http
 
-_MAX_MESSAGE = 500
-
 
 def upstream_message(body: bytes) -> str | None:
     """The `error.message` of an OpenAI-format error body, or None."""
@@ -21,9 +21,9 @@ def upstream_message(body: bytes) -> str | None:
         return None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:_MAX_MESSAGE]
+        return str(error["message"])
     if isinstance(error, str):
-        return error[:_MAX_MESSAGE]
+        return error
     return None
 
 

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from crossroads.errors import GatewayError, NotFoundError
 from crossroads.ingress.openai.errors import error_response
-from crossroads.server.admin import require_admin
+from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.dashboard.data import dashboard_data, parse_window
 from crossroads.server.runtime import Gateway
 
@@ -92,7 +92,7 @@ async def data(request: Request) -> Response:
             gateway.store, window, baseline_model=baseline.model if baseline else None
         )
     except GatewayError as exc:
-        return error_response(exc, headers={"cache-control": "no-store"})
+        return admin_error(exc, headers={"cache-control": "no-store"})
     return _json(body)
 
 

@@ -5,7 +5,6 @@ Those read only the ledger's rollups, so the page costs the same at any ledger s
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from crossroads.analytics import Report, ReportQuery, run_report
+from crossroads.analytics.moments import parse_moment
 from crossroads.analytics.result import money, percent
 from crossroads.errors import InvalidRequestError
 from crossroads.ledger.store import ROLLUP_INTERVALS, RollupReader
@@ -26,8 +26,6 @@ asks for a longer interval, so a stray query cannot make the store sum millions 
 
 _HOUR = timedelta(hours=1)
 _INTERVAL_LENGTH = {"hour": _HOUR, "day": timedelta(days=1), "week": timedelta(weeks=1)}
-_RELATIVE = re.compile(r"(\d{1,5})([hdw])")
-_RELATIVE_UNIT = {"h": _HOUR, "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +40,18 @@ class Window:
 
 def parse_window(params: Mapping[str, str], now: datetime) -> Window:
     """The window of a data request. `since` and `until` are ISO 8601 date-times (UTC when they
-    carry no zone) or a span before `now` (`24h`, `7d`, `2w`); defaults: `DEFAULT_SPAN` before
+    carry no zone) or a span before `now` (`30m`, `24h`, `7d`, `2w`), as
+    `crossroads.analytics.moments.parse_moment` reads them; defaults: `DEFAULT_SPAN` before
     now, and now. `since` is rounded down and `until` up to the hour. `interval` is hour, day or
     week; without one: hour up to 2 days, day up to 120 days, week beyond.
 
-    Raises InvalidRequestError naming the parameter for an unreadable value, an empty window or
-    one with more than `MAX_BUCKETS` periods."""
-    try:
-        until = _moment(params.get("until"), "until", now) or now
-        since = _moment(params.get("since"), "since", now) or until - DEFAULT_SPAN
-        interval = params.get("interval") or _auto_interval(until - since)
-        since, until = _floor_hour(since), _ceil_hour(until)
-    except OverflowError:
-        raise InvalidRequestError("the window reaches past the years 1 to 9999") from None
+    Raises InvalidRequestError naming the parameter for an unreadable or out-of-range value, an
+    empty window or one with more than `MAX_BUCKETS` periods."""
+    # parse_moment keeps both far inside datetime's range, so this arithmetic cannot overflow.
+    until = _moment(params.get("until"), "until", now) or now
+    since = _moment(params.get("since"), "since", now) or until - DEFAULT_SPAN
+    interval = params.get("interval") or _auto_interval(until - since)
+    since, until = _floor_hour(since), _ceil_hour(until)
     if since >= until:
         raise InvalidRequestError("'since' must be before 'until'", param="since")
     if interval not in ROLLUP_INTERVALS:
@@ -233,16 +230,10 @@ def _jsonable(value: Any) -> Any:
 def _moment(raw: str | None, name: str, now: datetime) -> datetime | None:
     if not raw:
         return None
-    relative = _RELATIVE.fullmatch(raw.strip())
-    if relative:
-        return now - int(relative.group(1)) * _RELATIVE_UNIT[relative.group(2)]
     try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise InvalidRequestError(
-            f"'{name}' must be an ISO 8601 date-time or a span such as 24h, 7d, 2w", param=name
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment.astimezone(UTC)
+        return parse_moment(raw, now)
+    except ValueError as exc:
+        raise InvalidRequestError(f"'{name}': {exc}", param=name) from None
 
 
 def _auto_interval(span: timedelta) -> str:
