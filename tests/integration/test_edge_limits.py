@@ -118,8 +118,8 @@ class TestHeaderSize:
         gw = gateway(mock_config(mock.url) | {"server": {"max_header_bytes": 4096}})
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 300_000}]})
         sock = sockets.enter_context(connect(gw))
-        sock.sendall(chat_head(len(body), f"x-pad: {'p' * 3800}\r\nconnection: close\r\n"))
-        sock.sendall(body.encode())
+        head = chat_head(len(body), f"x-pad: {'p' * 3800}\r\nconnection: close\r\n")
+        sock.sendall(head + body.encode())  # one write: the first read holds body bytes too
         assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
         refused = sockets.enter_context(connect(gw))
         refused.sendall(chat_head(len(body), f"x-pad: {'p' * 4200}\r\n") + body.encode())
