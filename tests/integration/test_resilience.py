@@ -302,7 +302,12 @@ def test_every_answer_carries_a_request_id(
     gw = gateway(mock_config(mock.url))
     ok = chat(gw.url, {"model": "m"})
     missing = chat(gw.url, {"model": "nope"})
-    bad = httpx.post(f"{gw.v1}/chat/completions", content=b"{", timeout=10)
+    bad = httpx.post(
+        f"{gw.v1}/chat/completions",
+        content=b"{",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     ids = [r.headers["x-request-id"] for r in (ok, missing, bad)]
     assert len(set(ids)) == 3 and all(i.startswith("req_") for i in ids)
     gw.stop()

@@ -4,10 +4,7 @@ ledger record before it exits; with several workers, each listens on a socket of
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,43 +15,9 @@ import pytest
 from crossroads.ledger.record import Status
 from crossroads.mockupstream import MockUpstreamThread
 from crossroads.server.serve import REUSE_PORT
-from support.gateway import read_ledger, write_config
+from support.gateway import read_ledger, start_gateway, write_config
 
 IN_FLIGHT = 40
-
-
-def start_gateway(
-    config_path: Path, data_dir: Path, workers: int = 1
-) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crossroads",
-            "serve",
-            "--config",
-            str(config_path),
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in proc.stdout:
-        match = re.search(r"serving on (http://[\d.]+:\d+)", line)
-        if match:
-            return proc, match.group(1)
-        assert time.monotonic() < deadline, "gateway did not start"
-    raise AssertionError(f"gateway exited early with {proc.wait()}")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -35,7 +35,7 @@ from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread, run_in_thread
 from crossroads.server.app import build_app
 from crossroads.server.runtime import LEDGER_FILE
-from crossroads.server.serve import bind
+from crossroads.server.serve import bind, uvicorn_config
 from support.gateway import read_ledger
 
 REQUESTS = 200
@@ -146,9 +146,7 @@ class InProcessGateway:
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         app = build_app(settings, store)  # type: ignore[arg-type]
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
-        )
+        self._server = uvicorn.Server(uvicorn_config(app, settings))
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
 
     def _run(self) -> None:

@@ -4,6 +4,10 @@ background thread with its own event loop, so sync tests can drive it with the o
 from __future__ import annotations
 
 import asyncio
+import re
+import resource
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -18,8 +22,9 @@ from crossroads.config import Settings, load_settings
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.server.app import build_app
+from crossroads.server.protocol import EdgeProtocol
 from crossroads.server.runtime import LEDGER_FILE
-from crossroads.server.serve import bind
+from crossroads.server.serve import bind, uvicorn_config
 
 
 def write_config(tmp_path: Path, config: Mapping[str, Any]) -> Path:
@@ -36,18 +41,9 @@ class GatewayThread:
         self.url = f"http://127.0.0.1:{self.port}"
         app = build_app(settings)
         self.gateway = app.state.gateway_object
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                lifespan="on",
-                http="httptools",
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=10,
-                server_header=False,  # as `crossroads serve` sets them
-                proxy_headers=False,
-            )
-        )
+        # The production configuration (the edge protocol and its limits), as `crossroads
+        # serve` builds it.
+        self._server = uvicorn.Server(uvicorn_config(app, settings, graceful_shutdown=10))
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
         self.clients: list[Any] = []  # test clients to close with the gateway
         self._error: BaseException | None = None
@@ -81,6 +77,13 @@ class GatewayThread:
         self._thread.join(timeout=60)
         self._sock.close()
 
+    def connections(self) -> tuple[int, int]:
+        """(open, idle): the client connections the gateway holds, and those of them waiting
+        for a request with none in progress (the ones the connection cap may close)."""
+        protocol = self._server.config.http_protocol_class
+        assert issubclass(protocol, EdgeProtocol)
+        return len(self._server.server_state.connections), len(protocol.idle)
+
     @property
     def v1(self) -> str:
         return f"{self.url}/v1"
@@ -109,3 +112,47 @@ def gateway_for(
     path = write_config(tmp_path, config)
     settings = load_settings(path, data_dir=tmp_path / "data", environ=environ or {})
     return GatewayThread(settings)
+
+
+def start_gateway(
+    config_path: Path, data_dir: Path, workers: int = 1, *, open_files: int | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """`crossroads serve` as its own process on an OS-chosen port; returns it and its URL once
+    it serves. `open_files`: the soft open-file limit it starts with (as a shell's `ulimit -Sn`
+    would set it), instead of this process's."""
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crossroads",
+            "serve",
+            "--config",
+            str(config_path),
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=limit_open_files,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        match = re.search(r"serving on (http://[\d.]+:\d+)", line)
+        if match:
+            return proc, match.group(1)
+        assert time.monotonic() < deadline, "gateway did not start"
+    raise AssertionError(f"gateway exited early with {proc.wait()}")

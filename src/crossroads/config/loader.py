@@ -23,7 +23,7 @@ from crossroads.config.schema import (
     RoutingSection,
     SamplingDefaults,
 )
-from crossroads.config.settings import Settings
+from crossroads.config.settings import LOOPBACK_HOSTS, EdgeSettings, Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
@@ -170,6 +170,7 @@ def load_settings(
         routing=_routing(config.routing, source),
         **_governance(config, env, source, host or config.server.host),
         baselines=_baselines(config, catalog, source),
+        edge=_edge(config, source),
     )
     _check_server(settings, source)
     return settings
@@ -333,6 +334,60 @@ def _check_server(settings: Settings, source: _Source) -> None:
         raise source.error("$.server.request_timeout", "must be a positive number of seconds")
     if not 100 <= settings.max_upstream_message_chars <= 65536:
         raise source.error("$.server.max_upstream_message_chars", "must be from 100 to 65536")
+    edge = settings.edge
+    if edge.max_header_bytes < 1024:
+        raise source.error("$.server.max_header_bytes", "must be at least 1024")
+    if edge.max_headers < 16:
+        raise source.error("$.server.max_headers", "must be at least 16")
+    for name in ("header_timeout", "body_timeout", "body_idle_timeout", "keep_alive_timeout"):
+        if getattr(edge, name) <= 0:
+            raise source.error(f"$.server.{name}", "must be a positive number of seconds")
+    if edge.max_connections is not None and edge.max_connections < 1:
+        raise source.error("$.server.max_connections", "must be at least 1")
+
+
+def _edge(config: ConfigFile, source: _Source) -> EdgeSettings:
+    """The edge settings, with host names normalised (lower case, IPv6 in brackets). Open mode
+    answers only loopback names unless `allowed_hosts` says otherwise; keys mode any name."""
+    server = config.server
+    hosts: frozenset[str] | None = None
+    if server.allowed_hosts is not None:
+        hosts = frozenset(
+            _host_name(h, index, source) for index, h in enumerate(server.allowed_hosts)
+        )
+    elif config.auth.mode == "open":
+        hosts = frozenset(LOOPBACK_HOSTS)
+    origins = []
+    for index, origin in enumerate(server.cors_origins):
+        where = f"$.server.cors_origins[{index}]"
+        if origin == "*":
+            if config.auth.mode == "open":
+                raise source.error(where, "'*' would let any web page use the gateway in open mode")
+        elif not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise source.error(where, f"{origin!r} is not an origin like https://app.example.com")
+        origins.append(origin.lower())
+    return EdgeSettings(
+        max_header_bytes=server.max_header_bytes,
+        max_headers=server.max_headers,
+        header_timeout=server.header_timeout,
+        body_timeout=server.body_timeout,
+        body_idle_timeout=server.body_idle_timeout,
+        keep_alive_timeout=server.keep_alive_timeout,
+        max_connections=server.max_connections,
+        allowed_hosts=hosts,
+        cors_origins=frozenset(origins),
+    )
+
+
+def _host_name(value: str, index: int, source: _Source) -> str:
+    name = value.strip().lower()
+    if ":" in name and not name.startswith("["):
+        name = f"[{name}]"  # a bare IPv6 address, as a Host header spells it
+    if not name or not re.fullmatch(r"\[[0-9a-f:.]+\]|[a-z0-9._-]+", name):
+        raise source.error(
+            f"$.server.allowed_hosts[{index}]", f"{value!r} is not a host name (no port, no scheme)"
+        )
+    return name
 
 
 def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec, Deployment]:

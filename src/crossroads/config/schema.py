@@ -18,6 +18,25 @@ class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 10 * 1024 * 1024
     # The overall deadline of one request, all attempts included, in seconds.
     request_timeout: float = 600.0
+    # The HTTP edge: what one client connection may hold, and which browsers may call.
+    # Request line and headers above this many bytes get 431 and the connection is closed.
+    max_header_bytes: int = 64 * 1024
+    # Requests with more header fields than this get 431 too.
+    max_headers: int = 100
+    # Seconds from a connection's opening (or a reused one's next byte) to complete headers.
+    header_timeout: float = 30.0
+    # Seconds to receive a whole request body, and the longest pause within one.
+    body_timeout: float = 300.0
+    body_idle_timeout: float = 30.0
+    # Seconds an idle keep-alive connection is kept open between requests.
+    keep_alive_timeout: float = 5.0
+    # Open client connections per worker; default: half the open-file limit, less a reserve.
+    max_connections: int | None = None
+    # Host names the gateway answers to (any port); default: loopback names in open mode,
+    # any host in keys mode.
+    allowed_hosts: list[str] | None = None
+    # Origins whose browser pages may call the API (CORS); none by default.
+    cors_origins: list[str] = []
     # Secrets and what leaves the process (docs/security.md): an upstream's error text is
     # scrubbed of the gateway's secrets, then cut to this many characters, before it reaches a
     # client, the ledger or a log.

@@ -19,6 +19,26 @@ from crossroads.scrub import DEFAULT_MAX_MESSAGE_CHARS, Scrubber, url_credential
 # Provider headers whose values are credentials (Authorization, x-api-key, api-key, ...).
 _CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie")
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The Host names open mode answers to unless `server.allowed_hosts` says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """The HTTP edge (server.* in the config): what one client connection may hold and for how
+    long, and which Host names and browser origins the gateway answers."""
+
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout: float = 30.0
+    body_timeout: float = 300.0
+    body_idle_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int | None = None  # None: derived from the open-file limit at start
+    # Lower-case host names, IPv6 in brackets; None: any Host is answered.
+    allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_HOSTS)
+    cors_origins: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -43,6 +63,7 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
     max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
 
     def scrubber(self) -> Scrubber:

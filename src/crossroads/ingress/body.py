@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Scope
 
 from crossroads.errors import InvalidRequestError
 
@@ -18,7 +19,11 @@ def headers_of(request: Request) -> dict[str, str]:
     """The request's headers as a plain dict (names lower-case, as ASGI delivers them; the
     first value of a repeated name), built once per request. Starlette's `request.headers`
     scans the whole header list on every lookup, and a request is looked at for six or more."""
-    scope = request.scope
+    return headers_in(request.scope)
+
+
+def headers_in(scope: Scope) -> dict[str, str]:
+    """`headers_of` for a bare ASGI scope (the edge checks run before any Request exists)."""
     headers: dict[str, str] | None = scope.get("crossroads.headers")
     if headers is None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}

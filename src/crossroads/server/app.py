@@ -20,11 +20,12 @@ from crossroads.ingress.anthropic import count_tokens, messages
 from crossroads.ingress.anthropic import errors as anthropic_errors
 from crossroads.ingress.openai import chat_completions, get_model, list_models
 from crossroads.ingress.openai.embeddings import embeddings
-from crossroads.ingress.openai.errors import error_body, error_response
+from crossroads.ingress.openai.errors import error_response
 from crossroads.ledger.store import LedgerStore
 from crossroads.server import admin_governance as gov
 from crossroads.server import admin_reports, dashboard
 from crossroads.server.admin import deployment_health
+from crossroads.server.edge import EdgeGuard, EdgeRules, error_payload, speaks_anthropic
 from crossroads.server.metrics import metrics
 from crossroads.server.runtime import Gateway
 
@@ -60,14 +61,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     else:
         err = InvalidRequestError(str(exc.detail), status=exc.status_code)
-    if _speaks_anthropic(request.url.path):
+    if speaks_anthropic(request.url.path):
         return anthropic_errors.error_response(err)
     return error_response(err)
-
-
-def _speaks_anthropic(path: str) -> bool:
-    """Errors on the Anthropic Messages paths use Anthropic's shape; all others OpenAI's."""
-    return path.startswith("/v1/messages")
 
 
 class ErrorGuard:
@@ -102,10 +98,7 @@ class ErrorGuard:
 async def _internal_error(scope: Scope, send: Send) -> None:
     """A 500 in the API's own error shape; the details are in the log, not the answer."""
     internal = GatewayError("The gateway hit an internal error; it was logged.")
-    path = str(scope.get("path", ""))
-    body = (
-        anthropic_errors.error_body(internal) if _speaks_anthropic(path) else error_body(internal)
-    )
+    body = error_payload(str(scope.get("path", "")), internal)
     await send(
         {
             "type": "http.response.start",
@@ -143,17 +136,24 @@ class _Direct:
 
 
 class GatewayApp(Starlette):
-    """Starlette, with its fixed-path routes dispatched straight from a dict.
+    """Starlette, with its fixed-path routes dispatched straight from a dict, all behind the
+    edge guard.
 
     Every request through Starlette passes five layers (its error middleware, `ErrorGuard`,
     its exception middleware, the router's route-by-route matching, the endpoint wrapper)
     before reaching a handler: about an eighth of the CPU of a proxied chat request in the
     profile in docs/performance.md. A request whose method and path match a route without
     path parameters skips them, with the same guarantee as `ErrorGuard`; anything else (HEAD,
-    paths with parameters, 404s and 405s, lifespan) goes through Starlette as before."""
+    paths with parameters, 404s and 405s, lifespan) goes through Starlette as before.
 
-    def __init__(self, *, routes: Sequence[Route], **kw: Any) -> None:
+    Because direct routes bypass Starlette's middleware stack, `add_middleware` would not
+    reach them: the edge guard (`EdgeGuard`) wraps the whole dispatch instead, so it sees
+    every request. The router never redirects a trailing slash (its redirect would point at
+    whatever Host the request named): such a path is a plain 404."""
+
+    def __init__(self, *, routes: Sequence[Route], edge: EdgeRules, **kw: Any) -> None:
         super().__init__(routes=routes, **kw)
+        self.router.redirect_slashes = False
         self._direct = {
             (method, route.path): _Direct(route.endpoint)
             for route in routes
@@ -161,8 +161,12 @@ class GatewayApp(Starlette):
             for method in route.methods or ()
             if method != "HEAD"
         }
+        self._entry = EdgeGuard(self._dispatch, edge)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             app = self._direct.get((scope["method"], scope["path"]))
             if app is not None:
@@ -200,6 +204,7 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/dashboard/api/data", dashboard.data, methods=["GET"]),
             Route("/dashboard/static/{name}", dashboard.asset, methods=["GET"]),
         ],
+        edge=EdgeRules.from_settings(settings),
         exception_handlers={HTTPException: _http_error},
         lifespan=gateway.lifespan,
     )

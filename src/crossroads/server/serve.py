@@ -8,16 +8,19 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
 
 import uvicorn
 import uvloop
+from starlette.types import ASGIApp
 
 from crossroads.config import Settings
 from crossroads.scrub import scrubbing_logs
 from crossroads.server.app import build_app
+from crossroads.server.protocol import ConnectionLimits, default_max_connections, protocol_class
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
     connected (measured: half of a soak's runs on two workers used one core). The parent holds
     the port, bound but not listening, until the workers are gone. Rate limits and budgets
     are exact across workers only with the Redis limits backend."""
+    raise_open_file_limit()
     spread = workers > 1 and REUSE_PORT
     sock = bind(settings.host, settings.port, reuse_port=spread)
     host, port = sock.getsockname()[:2]
@@ -133,6 +137,57 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
         sys.exit(1)
 
 
+def uvicorn_config(
+    app: ASGIApp,
+    settings: Settings,
+    *,
+    log_level: str = "warning",
+    graceful_shutdown: int = 30,
+) -> uvicorn.Config:
+    """The uvicorn configuration `crossroads serve` runs `app` with (tests use it too): the
+    httptools parser under `EdgeProtocol`, with the connection limits from `settings`. The
+    connection cap defaults to one derived from this process's open-file limit."""
+    edge = settings.edge
+    limits = ConnectionLimits(
+        max_header_bytes=edge.max_header_bytes,
+        max_headers=edge.max_headers,
+        header_timeout=edge.header_timeout,
+        body_timeout=edge.body_timeout,
+        body_idle_timeout=edge.body_idle_timeout,
+        keep_alive_timeout=edge.keep_alive_timeout,
+        max_connections=edge.max_connections
+        or default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+    )
+    return uvicorn.Config(
+        app,
+        loop="uvloop",
+        http=protocol_class(limits),
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_shutdown,
+        server_header=False,
+        # Nothing reads the client's address, so uvicorn's X-Forwarded-For rewriting (a
+        # middleware layer on every request) is off.
+        proxy_headers=False,
+    )
+
+
+def raise_open_file_limit() -> int:
+    """Raises this process's soft limit on open files to its hard limit (each client
+    connection holds one, and one more upstream while in a request) and returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the open-file limit from %d to %d", soft, target)
+    return soft
+
+
 def _settle_heap() -> None:
     """Once started: moves everything built at start-up (config, catalog, routes, imported
     modules) out of the garbage collector's sight (`gc.freeze`), so its collections walk only
@@ -149,20 +204,7 @@ def _run_worker(
     """Runs one server process on `sock` until shutdown; True if it started. Prints the banner
     once it serves, when `announce` gives the address to show."""
     app = build_app(settings)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-        server_header=False,
-        # Nothing reads the client's address, so uvicorn's X-Forwarded-For rewriting (a
-        # middleware layer on every request) is off.
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
 
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
