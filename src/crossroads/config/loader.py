@@ -26,6 +26,7 @@ from crossroads.config.settings import Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
+from crossroads.ingress.body import ORJSON_MAX_DEPTH
 from crossroads.ledger.baseline import Baseline, Baselines
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
@@ -168,6 +169,8 @@ def load_settings(
         routing=_routing(config.routing, source),
         **_governance(config, env, source, host or config.server.host),
         baselines=_baselines(config, catalog, source),
+        max_json_depth=config.server.max_json_depth,
+        max_model_name_chars=config.server.max_model_name_chars,
     )
     _check_server(settings, source)
     return settings
@@ -329,6 +332,10 @@ def _check_server(settings: Settings, source: _Source) -> None:
         raise source.error("$.server.max_body_bytes", "must be at least 1024")
     if settings.request_timeout <= 0:
         raise source.error("$.server.request_timeout", "must be a positive number of seconds")
+    if not 1 <= settings.max_json_depth <= ORJSON_MAX_DEPTH - 1:
+        raise source.error("$.server.max_json_depth", f"must be 1 to {ORJSON_MAX_DEPTH - 1}")
+    if not 16 <= settings.max_model_name_chars <= 65536:
+        raise source.error("$.server.max_model_name_chars", "must be 16 to 65536")
 
 
 def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec, Deployment]:

@@ -39,3 +39,6 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    # Input limits (server section; README "Configuration").
+    max_json_depth: int = 64
+    max_model_name_chars: int = 256

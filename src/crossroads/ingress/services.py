@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crossroads.governance.gate import Gate
+from crossroads.ingress.body import DepthGauge
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
@@ -21,3 +22,5 @@ class Services:
     models_body: bytes  # the GET /v1/models answer, encoded once
     baselines: Baselines = field(default_factory=Baselines)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)  # counted in finish()
+    json_depth: DepthGauge = field(default_factory=DepthGauge)  # server.max_json_depth
+    max_model_name_chars: int = 256  # server.max_model_name_chars

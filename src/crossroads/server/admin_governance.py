@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -20,6 +20,7 @@ from crossroads.governance.model import ApiKey, Limits, Team
 from crossroads.governance.policy import EMPTY, parse_rules
 from crossroads.ingress.body import read_json_object
 from crossroads.ingress.openai.errors import error_response
+from crossroads.ingress.services import Services
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.strategy import expected_cost
 from crossroads.server.admin import require_admin
@@ -28,6 +29,8 @@ from crossroads.server.runtime import Gateway
 T = TypeVar("T")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_BUDGET = Decimal(1_000_000_000)
+MAX_RATE = 10**12  # requests or tokens per minute; Redis compares counts exactly up to 2**53
+MAX_TOKENS = 2**31 - 1
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,14 +54,15 @@ class Explain(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str | None = None
     team_id: str | None = None
     stream: bool = False
-    prompt_tokens: int = 1000
-    max_tokens: int | None = None
+    prompt_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)] = 1000
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS)] | None = None
     provider: dict[str, Any] | None = None
     models: list[str] | None = None
 
 
 async def _body(request: Request, kind: type[T]) -> T:
-    _, data = await read_json_object(request, 1024 * 1024)
+    services: Services = request.app.state.services
+    _, data = await read_json_object(request, 1024 * 1024, services.json_depth)
     try:
         return msgspec.convert(data, kind, str_keys=True)
     except msgspec.ValidationError as exc:
@@ -66,7 +70,9 @@ async def _body(request: Request, kind: type[T]) -> T:
 
 
 def _check_limits(limits: Limits, where: str) -> None:
-    if limits.budget_usd is not None and not (0 < limits.budget_usd <= MAX_BUDGET):
+    if limits.budget_usd is not None and not (
+        limits.budget_usd.is_finite() and 0 < limits.budget_usd <= MAX_BUDGET
+    ):
         raise InvalidRequestError(
             f"{where}.budget_usd must be more than 0 and at most {MAX_BUDGET}; got "
             f"{limits.budget_usd}.",
@@ -74,9 +80,9 @@ def _check_limits(limits: Limits, where: str) -> None:
         )
     for name in ("rpm", "tpm"):
         value = getattr(limits, name)
-        if value is not None and value < 1:
+        if value is not None and not 1 <= value <= MAX_RATE:
             raise InvalidRequestError(
-                f"{where}.{name} must be at least 1; got {value}.", param=f"{where}.{name}"
+                f"{where}.{name} must be 1 to {MAX_RATE}; got {value}.", param=f"{where}.{name}"
             )
 
 
