@@ -201,7 +201,7 @@ class LedgerStore(RollupReader, Protocol):
         """The cost of the records whose `scope` column ("api_key_id" or "team_id") holds one
         of `ids`, summed per id, exact: over the records created at or after `since` (aware)
         rounded down to the hour, or all of them when None. Read from the rollups, so cheap for
-        any window; an id with no priced record is absent. What rebuilds budget counters at
+        any window; an id with no record in the window is absent. What rebuilds budget counters at
         start. Raises ValueError for another scope or a naive `since`."""
 
     async def usage_since(self, since: datetime) -> list[RecentUsage]:

@@ -31,6 +31,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_BUDGET = Decimal(1_000_000_000)
 MAX_RATE = 10**12  # requests or tokens per minute; Redis compares counts exactly up to 2**53
 MAX_TOKENS = 2**31 - 1
+MAX_EXPIRY_DAYS = 36_500  # a hundred years; far more would overflow a datetime (a 500)
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -132,8 +133,11 @@ async def create_key(request: Request) -> Response:
     policy = parse_rules(body.policy, "policy") if body.policy else EMPTY
     expires_at = body.expires_at
     if body.expires_in_days is not None:
-        if body.expires_in_days <= 0:
-            raise InvalidRequestError("expires_in_days must be positive.", param="expires_in_days")
+        if not 0 < body.expires_in_days <= MAX_EXPIRY_DAYS:
+            raise InvalidRequestError(
+                f"expires_in_days must be more than 0 and at most {MAX_EXPIRY_DAYS}.",
+                param="expires_in_days",
+            )
         expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidRequestError("expires_at needs a time zone (e.g. Z).", param="expires_at")
