@@ -321,3 +321,32 @@ def test_served_requests_settle_to_what_the_ledger_says(
     assert settled_spend(gw, counter, expected) == expected
     gw.stop()
     assert ledger_spend_micros(gw) == expected
+
+
+def test_a_client_that_leaves_releases_its_hold(
+    gw: GatewayThread, mock: MockUpstreamThread
+) -> None:
+    """Whole answers and streams alike: the client goes away before the end, the upstream is
+    stopped, the request is recorded as cancelled, and the hold becomes what the ledger says
+    was used (nothing for the whole answer; the relayed part, estimated, for the stream)."""
+    key, counter = budget_key(gw)
+    mock.script(["hang", "chunks=50,drip=0.05"])
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.Client(timeout=0.5) as http, pytest.raises(httpx.ReadTimeout):
+        http.post(
+            f"{gw.v1}/chat/completions", json={"model": "m", "messages": USER}, headers=headers
+        )
+    body = {"model": "m", "messages": USER, "stream": True}
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream("POST", f"{gw.v1}/chat/completions", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        for count, _ in enumerate(response.iter_lines()):
+            if count >= 6:
+                break
+    gw.stop()  # waits for both requests to end and for every settlement
+    records = gw.ledger()
+    assert [r.status for r in records] == [Status.CANCELLED, Status.CANCELLED]
+    assert settled_spend(gw, counter, ledger_spend_micros(gw)) == ledger_spend_micros(gw)
+    assert records[0].cost_usd is None and records[1].cost_usd
