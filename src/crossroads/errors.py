@@ -3,28 +3,45 @@ client's own API error shape by its ingress; nothing else is allowed to escape a
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 2000
+"""The longest error message a client, a log or the ledger gets: messages quote what the
+client sent (a model name, a field's value), which may be megabytes long."""
+
+MAX_PARAM_CHARS = 200
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters with an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose.
 
     `status` is the HTTP status the client gets; `kind` is the machine-readable error type
     (OpenAI's `error.type`); `param` names the offending request field where there is one.
+    The message is cut to `MAX_MESSAGE_CHARS`, the param to `MAX_PARAM_CHARS`.
     """
 
     status: int = 500
     kind: str = "api_error"
+    max_message_chars: int | None = MAX_MESSAGE_CHARS
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        if self.max_message_chars is not None:
+            message = clip(message, self.max_message_chars)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = None if param is None else clip(param, MAX_PARAM_CHARS)
         self.code = code
 
 
 class ConfigError(GatewayError):
-    """The configuration or catalog data is invalid. Raised at start, never per request."""
+    """The configuration or catalog data is invalid. Raised at start, never per request (so its
+    message, written by the gateway about the operator's own files, is never cut)."""
 
     kind = "config_error"
+    max_message_chars = None
 
 
 class InvalidRequestError(GatewayError):
@@ -69,7 +86,7 @@ class NotFoundError(GatewayError):
 class ModelNotFoundError(NotFoundError):
     def __init__(self, model: str) -> None:
         super().__init__(
-            f"The model '{model}' does not exist or is not served by this gateway. "
+            f"The model '{clip(model, 200)}' does not exist or is not served by this gateway. "
             "GET /v1/models lists the models you can use.",
             param="model",
             code="model_not_found",

@@ -15,7 +15,13 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
-from crossroads.governance.counters import CountersError, Denied, Reservation, WindowCheck
+from crossroads.governance.counters import (
+    CountersError,
+    Denied,
+    Reservation,
+    Unseeded,
+    WindowCheck,
+)
 from crossroads.governance.redis_counters import RedisCounters
 
 T = TypeVar("T")
@@ -269,3 +275,54 @@ def test_an_unusable_url_is_a_counters_error_without_the_password() -> None:
     with pytest.raises(CountersError, match=r"redis://gateway:\*\*\*@h:notaport/0") as caught:
         RedisCounters("redis://gateway:s3cret@h:notaport/0")
     assert "s3cret" not in str(caught.value)
+
+
+def test_seeded_only_reports_missing_budget_keys_and_seeding_is_set_if_absent(
+    redis_url: str, prefix: str
+) -> None:
+    a, b = "budget:key:a:total", "budget:team:b:2026-11"
+
+    async def use(c: RedisCounters) -> None:
+        window = WindowCheck("rpm:x", 1, 1, NO_BOUNDARY)
+        holds = [Reservation(a, 10, 1000, ttl=600), Reservation(b, 10, 1000, ttl=600)]
+        assert await c.admit([window], holds, seeded_only=True) == Unseeded((a, b))
+        assert await c.admit([window], []) is None  # nothing was counted
+        assert await c.seed(a, 500, 600) is True
+        assert await c.seed(a, 7, 600) is False  # another replica seeded first: unchanged
+        assert await c.admit([], holds, seeded_only=True) == Unseeded((b,))
+        assert await c.seed(b, 0, 600) is True
+        assert await c.admit([], holds, seeded_only=True) is None
+        assert (await c.spent(a), await c.spent(b)) == (510, 10)
+
+    with_counters(redis_url, prefix, use)
+
+
+def test_settling_a_budget_key_that_is_gone_does_not_recreate_it(
+    redis_url: str, prefix: str
+) -> None:
+    key = "budget:key:gone:total"
+
+    async def use(c: RedisCounters) -> None:
+        hold = Reservation(key, 400, 1000, ttl=600)
+        assert await c.admit([], [hold]) is None
+        raw = Redis.from_url(redis_url)
+        try:
+            await raw.delete(prefix + key)  # Redis restarted empty meanwhile
+            await c.settle(hold, 30)
+            assert await raw.exists(prefix + key) == 0  # not recreated at 30 - 400 = -370
+        finally:
+            await raw.aclose()
+        assert await c.admit([], [hold], seeded_only=True) == Unseeded((key,))
+
+    with_counters(redis_url, prefix, use)
+
+
+def test_seed_window_sets_only_a_window_that_counted_nothing(redis_url: str, prefix: str) -> None:
+    async def use(c: RedisCounters) -> None:
+        await c.seed_window(WindowCheck("rpm:s", 2, 3, NO_BOUNDARY))
+        assert await c.admit([WindowCheck("rpm:s", 1, 3, NO_BOUNDARY)], []) is None
+        assert await c.admit([WindowCheck("rpm:s", 1, 3, NO_BOUNDARY)], []) is not None
+        await c.seed_window(WindowCheck("rpm:s", 0, 3, NO_BOUNDARY))  # exists: unchanged
+        assert await c.admit([WindowCheck("rpm:s", 1, 3, NO_BOUNDARY)], []) is not None
+
+    with_counters(redis_url, prefix, use)

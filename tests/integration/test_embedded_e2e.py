@@ -119,3 +119,21 @@ def test_a_request_with_tools_is_answered_in_text_with_the_tools_dropped(
     reply = raw.parse()
     assert raw.headers["x-crossroads-dropped-params"] == "tools"
     assert reply.choices[0].message.content and not reply.choices[0].message.tool_calls
+
+
+@pytest.mark.parametrize("max_tokens", [2**31, 2**40, 2**63 - 1, 4097])
+def test_max_tokens_beyond_the_model_is_a_clear_400_never_wrapped(
+    gw: GatewayThread, max_tokens: int
+) -> None:
+    """llama.cpp reads max_tokens as a 32-bit integer: 2**31 came back as "got -2147483648",
+    2**40 was wrapped to 0 and answered. Beyond 32 bits the gateway refuses it; beyond the
+    model's whole context (n_ctx 4096) the embedded provider does."""
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        llm(gw).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=max_tokens
+        )
+    message = str(caught.value)
+    assert "max_tokens" in message and ("2147483647" in message or "4096" in message)
+    assert "-2147483648" not in message

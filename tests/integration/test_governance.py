@@ -122,6 +122,9 @@ def test_admin_api_needs_the_admin_key(keyed: Any) -> None:
         ({"name": "x", "policy": {"denied_origins": ["China"]}}, "China"),
         ({"name": "x", "policy": {"banned": ["x"]}}, "banned"),
         ({"name": "x", "team_id": "ghosts"}, "ghosts"),
+        ({"name": "x", "expires_in_days": 2912107}, "expires_in_days"),  # was a 500
+        ({"name": "x", "limits": {"rpm": 2**70}}, "rpm"),
+        ({"name": "x", "limits": {"budget_usd": "NaN"}}, "budget_usd"),
     ],
 )
 def test_bad_admin_input_is_400_naming_the_field(keyed: Any, body: Any, needle: str) -> None:

@@ -37,6 +37,7 @@ ALLOWED_LABELS = {
     "deployment",
     "state",
     "le",
+    "reason",  # of a 401: missing_api_key, invalid_api_key or other
 }
 
 

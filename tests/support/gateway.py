@@ -156,3 +156,21 @@ def start_gateway(
             return proc, match.group(1)
         assert time.monotonic() < deadline, "gateway did not start"
     raise AssertionError(f"gateway exited early with {proc.wait()}")
+
+
+def counted_spend(gw: GatewayThread, budget_key: str) -> int:
+    """What the gateway's counters hold under `budget_key` now (held plus settled), in
+    micro-dollars. A plain read from the test's thread: `MemoryCounters.spent` reads a dict and
+    never awaits."""
+    return asyncio.run(gw.gateway.gate.counters.spent(budget_key))
+
+
+def settled_spend(gw: GatewayThread, budget_key: str, expected: int, timeout: float = 60) -> int:
+    """Polls `counted_spend` until it equals `expected` (settling runs in background tasks
+    after each answer) or `timeout` seconds pass; returns the last value read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = counted_spend(gw, budget_key)
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)

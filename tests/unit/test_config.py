@@ -183,3 +183,29 @@ catalog:
     settings = load_settings(path, environ={"DEEPSEEK_API_KEY": "k"})
     dep = next(d for d in settings.deployments if d.upstream_model == "deepseek-chat")
     assert dep.prices is not None and str(dep.prices.input) == "0.20"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_json_depth", 0),
+        ("max_json_depth", 254),  # orjson cannot encode deeper than 254: nothing to measure with
+        ("max_model_name_chars", 8),
+        ("max_model_name_chars", 100_000),
+    ],
+)
+def test_input_limits_out_of_range_are_refused(tmp_path: Path, setting: str, value: int) -> None:
+    message = error_for(tmp_path, f"server:\n  {setting}: {value}\n")
+    assert f"line 2: server.{setting}: must be" in message
+
+
+def test_input_limits_default_and_load() -> None:
+    settings = load_settings(environ={})
+    assert (settings.max_json_depth, settings.max_model_name_chars) == (64, 256)
+
+
+def test_the_json_depth_bound_matches_what_orjson_encodes() -> None:
+    from crossroads.config.loader import MAX_JSON_DEPTH
+    from crossroads.ingress.body import ORJSON_MAX_DEPTH
+
+    assert MAX_JSON_DEPTH == ORJSON_MAX_DEPTH - 1

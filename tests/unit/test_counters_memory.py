@@ -7,7 +7,13 @@ import asyncio
 
 import pytest
 
-from crossroads.governance.counters import Denied, MemoryCounters, Reservation, WindowCheck
+from crossroads.governance.counters import (
+    Denied,
+    MemoryCounters,
+    Reservation,
+    Unseeded,
+    WindowCheck,
+)
 
 
 class Clock:
@@ -160,3 +166,39 @@ def test_denied_retry_after_is_the_time_left_in_the_window(window: int) -> None:
     start = (10_000 // window) * window
     assert denied is not None
     assert denied.retry_after == pytest.approx(start + window - 10_000.25)
+
+
+def test_seeded_only_reports_missing_budget_keys_and_counts_nothing() -> None:
+    clock = Clock(120.0)
+    counters = MemoryCounters(clock)
+    a, b = budget(10, key="budget:key:a:total"), budget(10, key="budget:key:b:total")
+
+    async def main() -> None:
+        missing = await counters.admit([rpm(1)], [a, b, a], seeded_only=True)
+        assert missing == Unseeded(("budget:key:a:total", "budget:key:b:total"))
+        assert await counters.admit([rpm(1)], []) is None  # the window had not counted
+        assert await counters.seed("budget:key:a:total", 500, 60) is True
+        assert await counters.seed("budget:key:a:total", 7, 60) is False  # held: unchanged
+        assert await counters.admit([], [a, b], seeded_only=True) == Unseeded(
+            ("budget:key:b:total",)
+        )
+        await counters.seed("budget:key:b:total", 0, 60)
+        assert await counters.admit([], [a, b], seeded_only=True) is None
+        assert await counters.spent("budget:key:a:total") == 510
+
+    asyncio.run(main())
+
+
+def test_seed_window_sets_only_a_window_that_counted_nothing() -> None:
+    clock = Clock(125.0)
+    counters = MemoryCounters(clock)
+
+    async def main() -> None:
+        await counters.seed_window(rpm(3, amount=2))
+        assert await counters.admit([rpm(3)], []) is None
+        assert await counters.admit([rpm(3)], []) is not None  # 2 seeded + 1
+        await counters.seed_window(rpm(3, amount=1))  # counted already: unchanged
+        clock.now = 185.0  # the next window starts empty
+        assert [await counters.admit([rpm(3)], []) for _ in range(3)] == [None] * 3
+
+    asyncio.run(main())

@@ -163,3 +163,15 @@ def test_a_stream_without_choices_is_a_502() -> None:
     with pytest.raises(UpstreamError) as caught:
         assembler.completion("local/m")
     assert caught.value.status == 502
+
+
+@pytest.mark.parametrize("value", [2**31, 2**40, 2**63 - 1, 4097, 0, -1, 2.5, "many"])
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_an_output_limit_beyond_the_context_is_a_400_never_wrapped(field: str, value: Any) -> None:
+    """llama.cpp reads max_tokens as a 32-bit integer: 2**31 arrived as -2147483648, 2**40 as
+    0. The whole context (n_ctx) bounds any generation, so anything above it is refused."""
+    with pytest.raises(UpstreamError) as caught:
+        build_request({"messages": HELLO, field: value}, tools=False, n_ctx=4096)
+    assert caught.value.status == 400 and caught.value.code == "max_tokens_too_large"
+    assert field in caught.value.message and "4096" in caught.value.message
+    assert request({"messages": HELLO, field: 4096})[field] == 4096

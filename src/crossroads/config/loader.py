@@ -170,6 +170,8 @@ def load_settings(
         routing=_routing(config.routing, source),
         **_governance(config, env, source, host or config.server.host),
         baselines=_baselines(config, catalog, source),
+        max_json_depth=config.server.max_json_depth,
+        max_model_name_chars=config.server.max_model_name_chars,
         edge=_edge(config, source),
     )
     _check_server(settings, source)
@@ -325,6 +327,11 @@ def _routing(section: RoutingSection, source: _Source) -> RoutingPolicy:
     )
 
 
+MAX_JSON_DEPTH = 253
+"""The deepest `server.max_json_depth`: one less than orjson encodes (ingress/body.py's
+ORJSON_MAX_DEPTH; config and ingress are sibling layers, so a test keeps the two equal)."""
+
+
 def _check_server(settings: Settings, source: _Source) -> None:
     if not 0 <= settings.port <= 65535:
         raise source.error("$.server.port", f"port {settings.port} is out of range 0-65535")
@@ -332,6 +339,10 @@ def _check_server(settings: Settings, source: _Source) -> None:
         raise source.error("$.server.max_body_bytes", "must be at least 1024")
     if settings.request_timeout <= 0:
         raise source.error("$.server.request_timeout", "must be a positive number of seconds")
+    if not 1 <= settings.max_json_depth <= MAX_JSON_DEPTH:
+        raise source.error("$.server.max_json_depth", f"must be 1 to {MAX_JSON_DEPTH}")
+    if not 16 <= settings.max_model_name_chars <= 65536:
+        raise source.error("$.server.max_model_name_chars", "must be 16 to 65536")
     if not 100 <= settings.max_upstream_message_chars <= 65536:
         raise source.error("$.server.max_upstream_message_chars", "must be from 100 to 65536")
     edge = settings.edge

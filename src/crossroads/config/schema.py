@@ -18,6 +18,12 @@ class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 10 * 1024 * 1024
     # The overall deadline of one request, all attempts included, in seconds.
     request_timeout: float = 600.0
+    # Input limits that keep refused requests cheap and every request ledgered (issue 11):
+    # request bodies nesting JSON deeper than this are refused with 400 (1-253).
+    max_json_depth: int = 64
+    # A longer requested model name is refused with 400 before routing; the ledger keeps this
+    # many characters at most of any name.
+    max_model_name_chars: int = 256
     # The HTTP edge: what one client connection may hold, and which browsers may call.
     # Request line and headers above this many bytes get 431 and the connection is closed.
     max_header_bytes: int = 64 * 1024

@@ -63,6 +63,9 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    # Input limits (server section; README "Configuration").
+    max_json_depth: int = 64
+    max_model_name_chars: int = 256
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -37,6 +38,60 @@ def period_bucket(period: Period, now: datetime) -> str:
     return "total"
 
 
+def budget_key(scope: str, period: Period, now: datetime) -> str:
+    """The counter key of `scope`'s budget ("key:ID" or "team:ID") for the period holding
+    `now`: e.g. "budget:team:research:2026-11"."""
+    return f"budget:{scope}:{period_bucket(period, now)}"
+
+
+def budget_ttl(period: Period) -> int:
+    """Seconds a budget counter must live: its period, plus slack."""
+    return _TTL[period]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetKey:
+    """A budget counter key taken apart: whose budget (`kind` "key" or "team", and the id), for
+    which period, and when that period began (None for a total budget)."""
+
+    kind: str
+    id: str
+    period: Period
+    bucket: str
+    since: datetime | None
+
+    @property
+    def scope(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def key(self) -> str:
+        return f"budget:{self.kind}:{self.id}:{self.bucket}"
+
+
+def parse_budget_key(key: str) -> BudgetKey:
+    """The inverse of `budget_key`. Raises ValueError for a key it did not make."""
+    prefix, _, rest = key.partition(":")
+    kind, _, rest = rest.partition(":")
+    ident, _, bucket = rest.rpartition(":")
+    if prefix != "budget" or kind not in ("key", "team") or not ident:
+        raise ValueError(f"not a budget key: {key!r}")
+    if bucket == "total":
+        return BudgetKey(kind, ident, "total", bucket, None)
+    if "-W" in bucket:
+        iso_year, _, iso_week = bucket.partition("-W")
+        since = datetime.fromisocalendar(int(iso_year), int(iso_week), 1).replace(tzinfo=UTC)
+        return BudgetKey(kind, ident, "week", bucket, since)
+    parts = [int(part) for part in bucket.split("-")]
+    if len(parts) == 3:
+        year, month, day = parts
+        return BudgetKey(kind, ident, "day", bucket, datetime(year, month, day, tzinfo=UTC))
+    if len(parts) == 2:
+        year, month = parts
+        return BudgetKey(kind, ident, "month", bucket, datetime(year, month, 1, tzinfo=UTC))
+    raise ValueError(f"not a budget key: {key!r}")
+
+
 def worst_case_micros(
     candidates: Sequence[Deployment], prompt_tokens: int, max_output: int | None
 ) -> int:
@@ -59,24 +114,34 @@ def to_micros(cost: Decimal | None) -> int:
 def checks(
     principal: Principal, prompt_tokens: int, reserve: int, now: datetime | None = None
 ) -> tuple[list[WindowCheck], list[Reservation]]:
+    """The tokens-per-minute windows and the budget reservations of an admitted request (its
+    requests-per-minute windows are `rate_checks`, counted earlier)."""
     now = now or datetime.now(UTC)
     windows: list[WindowCheck] = []
     reservations: list[Reservation] = []
     for scope, limits in principal.scopes:
-        if limits.rpm is not None:
-            windows.append(WindowCheck(f"rpm:{scope}", 1, limits.rpm))
         if limits.tpm is not None:
             windows.append(WindowCheck(f"tpm:{scope}", prompt_tokens, limits.tpm))
         if limits.budget_usd is not None:
             reservations.append(
                 Reservation(
-                    f"budget:{scope}:{period_bucket(limits.budget_period, now)}",
+                    budget_key(scope, limits.budget_period, now),
                     reserve,
                     to_micros(limits.budget_usd),
                     _TTL[limits.budget_period],
                 )
             )
     return windows, reservations
+
+
+def rate_checks(principal: Principal) -> list[WindowCheck]:
+    """The requests-per-minute windows of a request: counted as soon as its key is known, so a
+    request refused later (bad body, unknown model, over budget) still counts."""
+    return [
+        WindowCheck(f"rpm:{scope}", 1, limits.rpm)
+        for scope, limits in principal.scopes
+        if limits.rpm is not None
+    ]
 
 
 def denial_error(

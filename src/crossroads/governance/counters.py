@@ -33,6 +33,14 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Unseeded:
+    """Budget keys the backend does not hold (never seeded, expired, or lost with a Redis that
+    restarted empty): nothing was counted. Seed them from the ledger and admit again."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Denied:
     """Which check failed, and when to retry (seconds)."""
 
@@ -47,10 +55,25 @@ class Counters(Protocol):
     when any check fails, nothing is counted. Every method may raise `CountersError`."""
 
     async def admit(
-        self, windows: Sequence[WindowCheck], reservations: Sequence[Reservation]
-    ) -> Denied | None:
+        self,
+        windows: Sequence[WindowCheck],
+        reservations: Sequence[Reservation],
+        *,
+        seeded_only: bool = False,
+    ) -> Denied | Unseeded | None:
         """Counts every window amount and holds every reservation if all fit under their
-        limits; otherwise counts nothing and returns the first check that failed."""
+        limits; otherwise counts nothing and returns the first check that failed. With
+        `seeded_only`, a reservation whose key does not exist yet counts nothing either and
+        the keys missing are returned as `Unseeded` (without it, a missing key starts at 0)."""
+
+    async def seed(self, key: str, amount: int, ttl: int) -> bool:
+        """Creates a budget key holding `amount`, living `ttl` seconds, unless the key exists
+        (then nothing changes: another replica seeded it, or it never went away). Returns
+        whether it created the key."""
+
+    async def seed_window(self, check: WindowCheck) -> None:
+        """Sets the current window of `check.key` to `check.amount` unless that window has
+        counted something already."""
 
     async def add(self, windows: Sequence[WindowCheck]) -> None:
         """Adds amounts to windows without checking (tokens known after the answer)."""
@@ -70,7 +93,8 @@ class CountersError(Exception):
 
 class MemoryCounters:
     """Counters in this process: exact for one gateway process, no set-up. Runs on the event
-    loop thread only (no awaits between check and count, so no lock is needed)."""
+    loop thread only (no awaits between check and count, so no lock is needed). Budget keys
+    never expire here (a process does not outlive many periods); `ttl` is ignored."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -85,8 +109,18 @@ class MemoryCounters:
         return current
 
     async def admit(
-        self, windows: Sequence[WindowCheck], reservations: Sequence[Reservation]
-    ) -> Denied | None:
+        self,
+        windows: Sequence[WindowCheck],
+        reservations: Sequence[Reservation],
+        *,
+        seeded_only: bool = False,
+    ) -> Denied | Unseeded | None:
+        if seeded_only:
+            missing = tuple(
+                dict.fromkeys(r.key for r in reservations if r.key not in self._budgets)
+            )
+            if missing:
+                return Unseeded(missing)
         now = self._clock()
         # Sum amounts per key first: the same key may appear twice in one admit.
         pending: dict[str, tuple[WindowCheck, int, int, int]] = {}
@@ -108,6 +142,17 @@ class MemoryCounters:
         for key, amount in held.items():
             self._budgets[key] = self._budgets.get(key, 0) + amount
         return None
+
+    async def seed(self, key: str, amount: int, ttl: int) -> bool:
+        if key in self._budgets:
+            return False
+        self._budgets[key] = amount
+        return True
+
+    async def seed_window(self, check: WindowCheck) -> None:
+        start, used = self._window(check, self._clock())
+        if used == 0:
+            self._windows[check.key] = (start, check.amount)
 
     async def add(self, windows: Sequence[WindowCheck]) -> None:
         now = self._clock()

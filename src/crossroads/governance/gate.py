@@ -19,15 +19,34 @@ from typing import Literal
 
 from crossroads.errors import AuthenticationError, GatewayError
 from crossroads.governance import keys as keylib
-from crossroads.governance.budgets import checks, denial_error, to_micros, worst_case_micros
-from crossroads.governance.counters import Counters, CountersError, Reservation, WindowCheck
+from crossroads.governance.budgets import (
+    checks,
+    denial_error,
+    rate_checks,
+    to_micros,
+    worst_case_micros,
+)
+from crossroads.governance.counters import (
+    Counters,
+    CountersError,
+    Denied,
+    Reservation,
+    Unseeded,
+    WindowCheck,
+)
 from crossroads.governance.model import NO_LIMITS, ApiKey, Limits, Team
 from crossroads.governance.policy import EMPTY, Policy, PolicyRules, first_violation
 from crossroads.governance.principal import Principal
+from crossroads.governance.seeding import Seeder, SpendLedger
 from crossroads.governance.store import GovernanceStore
+from crossroads.ledger.store import LedgerStoreError
 from crossroads.routing.deployment import Deployment
 
 log = logging.getLogger(__name__)
+
+SEED_ATTEMPTS = 3
+"""Admissions tried per request while budget keys keep disappearing (a Redis flushed again
+between seeding and admitting); past that the request gets 503."""
 
 AuthMode = Literal["open", "keys"]
 
@@ -60,11 +79,15 @@ class Gate:
         global_policy: PolicyRules,
         store: GovernanceStore,
         counters: Counters,
+        ledger: SpendLedger | None = None,
         refresh_interval: float = 5.0,
         limits_backend: str = "memory",
     ) -> None:
         """`limits_backend` names the counters' backend in the 503 a client gets when it
-        fails; nothing more of the failure (host, port, user) is shown, only logged."""
+        fails; nothing more of the failure (host, port, user) is shown, only logged. With
+        `ledger`, budget counters are seeded from what it says was spent (at `start`, and
+        whenever the counters lack a budget key: `crossroads.governance.seeding`); without it a
+        budget starts at zero in each new counter backend."""
         self.mode = mode
         self._limits_backend = limits_backend
         self._limits_logged_at = float("-inf")
@@ -79,12 +102,21 @@ class Gate:
         self._anonymous = Principal(policies=self._policies(None, None))
         self._refresher: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[None]] = set()
+        self._seeder = None if ledger is None else Seeder(counters, ledger, self._limit_holders)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Opens the store, loads the key ring, and seeds the counters of every known limit
+        from the ledger. A seeding failure is logged, not raised: each budget is seeded again
+        on its first request (and refused with 503 while that cannot be done)."""
         await self.store.open()
         await self.reload()
+        if self._seeder is not None:
+            try:
+                await self._seeder.seed_all()
+            except Exception as exc:  # noqa: BLE001 - retried per budget on first use
+                log.error("could not seed limits from the ledger at start: %s", exc)
         self._refresher = asyncio.create_task(self._refresh_forever(), name="key-ring-refresh")
 
     async def aclose(self) -> None:
@@ -103,6 +135,11 @@ class Gate:
         self._teams = {t.id: t for t in teams}
         self._keys = {k.id: k for k in keys}
         self._principals = {}
+
+    def _limit_holders(self) -> list[tuple[str, Limits]]:
+        holders = [(f"key:{k.id}", k.limits) for k in self._keys.values() if not k.limits.empty]
+        holders += [(f"team:{t.id}", t.limits) for t in self._teams.values() if not t.limits.empty]
+        return holders
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -185,6 +222,15 @@ class Gate:
             return None
         return lambda dep, name: first_violation(dep, principal.policies, (name,))
 
+    async def count_request(self, principal: Principal) -> None:
+        """Counts the request against the principal's requests-per-minute limits, first thing
+        after authentication: a request refused later (a bad body, an unknown model, a policy
+        or a budget) still counts, so refusals cannot get round the limit. Raises
+        RateLimitError (429 with Retry-After) or LimitsUnavailableError (503)."""
+        windows = rate_checks(principal)
+        if windows:
+            await self._count(principal, windows, [])
+
     async def admit(
         self,
         principal: Principal,
@@ -192,16 +238,44 @@ class Gate:
         prompt_tokens: int,
         max_output: int | None,
     ) -> Admission | None:
-        """Counts the request against every rate limit and reserves its worst-case cost
-        against every budget, all or nothing. Raises RateLimitError/BudgetError (429 with
-        Retry-After, naming the limit) or LimitsUnavailableError (503) when the counter
-        backend is down (fail closed). None when no limit applies."""
+        """Counts the request against every tokens-per-minute limit and reserves its
+        worst-case cost against every budget, all or nothing (requests per minute were counted
+        by `count_request`). Raises RateLimitError/BudgetError (429 with Retry-After, naming
+        the limit) or LimitsUnavailableError (503) when the counter backend is down or the
+        ledger cannot seed a budget (fail closed). None when no limit applies."""
         if not principal.scopes:
             return None
         reserve = worst_case_micros(candidates, prompt_tokens, max_output)
         windows, reservations = checks(principal, prompt_tokens, reserve)
+        if not windows and not reservations:
+            return None
+        await self._count(
+            principal, windows, reservations, reserve=reserve, output_capped=max_output is not None
+        )
+        return Admission(principal, tuple(reservations), tuple(windows))
+
+    async def _count(
+        self,
+        principal: Principal,
+        windows: list[WindowCheck],
+        reservations: list[Reservation],
+        *,
+        reserve: int = 0,
+        output_capped: bool = True,
+    ) -> None:
+        seeder = self._seeder
+        result: Denied | Unseeded | None = None
         try:
-            denied = await self.counters.admit(windows, reservations)
+            for _ in range(SEED_ATTEMPTS):
+                result = await self.counters.admit(
+                    windows, reservations, seeded_only=seeder is not None
+                )
+                if not isinstance(result, Unseeded):
+                    break
+                assert seeder is not None
+                await seeder.seed_budgets(result.keys)
+            else:
+                raise CountersError("budget counters kept disappearing while being seeded")
         except CountersError as exc:
             now = asyncio.get_running_loop().time()
             if now - self._limits_logged_at >= LIMITS_LOG_INTERVAL:
@@ -211,12 +285,14 @@ class Gate:
                 f"Limits cannot be checked right now: the limits backend "
                 f"({self._limits_backend}) is unreachable; try again shortly."
             ) from None
-        if denied is not None:
-            raise denial_error(
-                denied, principal, reserve=reserve, output_capped=max_output is not None
-            )
-        tpm = tuple(w for w in windows if w.key.startswith("tpm:"))
-        return Admission(principal, tuple(reservations), tpm)
+        except LedgerStoreError as exc:
+            log.error("could not seed budgets for %s from the ledger: %s", principal.label, exc)
+            raise LimitsUnavailableError(
+                "Budgets cannot be checked right now (the ledger is unavailable); try again "
+                "shortly."
+            ) from None
+        if isinstance(result, Denied):
+            raise denial_error(result, principal, reserve=reserve, output_capped=output_capped)
 
     def settle(self, admission: Admission | None, cost: Decimal | None, tokens: int) -> None:
         """Replaces reservations by the real cost and counts the tokens beyond the prompt

@@ -23,6 +23,7 @@ from crossroads.governance.counters import (
     CountersError,
     Denied,
     Reservation,
+    Unseeded,
     WindowCheck,
 )
 
@@ -31,19 +32,28 @@ from crossroads.governance.counters import (
 WINDOW_SLACK_S: Final = 5
 
 # KEYS: the window keys (unbucketed), then the reservation keys.
-# ARGV: check ("1": admit, all-or-nothing; "0": add, count without checking), the number of
-# windows, the window slack, then three values per key: amount, limit, and the window length
-# (windows) or the time to live (reservations), all in seconds.
-# Returns false when everything was counted, else {index (1-based, windows first), used,
-# microseconds until a retry may succeed}. Lua numbers are doubles: limits compare exactly up to
-# 2**53 (9e15 micro-dollars), and amounts go to INCRBY as the caller's strings, since Redis would
-# print a number from 1e17 up in exponent form, which INCRBY rejects.
+# ARGV: check ("1": admit, all-or-nothing; "2": the same, but only over reservation keys that
+# exist; "0": add, count without checking), the number of windows, the window slack, then three
+# values per key: amount, limit, and the window length (windows) or the time to live
+# (reservations), all in seconds.
+# Returns false when everything was counted; {0, index, ...} (1-based indexes into KEYS) when
+# mode "2" found reservation keys missing, counting nothing; else {index (1-based, windows
+# first), used, microseconds until a retry may succeed}. Lua numbers are doubles: limits compare
+# exactly up to 2**53 (9e15 micro-dollars), and amounts go to INCRBY as the caller's strings,
+# since Redis would print a number from 1e17 up in exponent form, which INCRBY rejects.
 # The bucket keys are derived here from TIME, so every replica uses Redis's clock; that also
 # means keys the script touches are not all in KEYS, so this needs one Redis, not a Cluster.
 _COUNT_SCRIPT: Final = """
-local check = ARGV[1] == '1'
+local check = ARGV[1] ~= '0'
 local windows = tonumber(ARGV[2])
 local slack = tonumber(ARGV[3])
+if ARGV[1] == '2' then
+  local missing = {0}
+  for i = windows + 1, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i end
+  end
+  if #missing > 1 then return missing end
+end
 local time = redis.call('TIME')
 local sec = tonumber(time[1])
 local now_us = sec * 1000000 + tonumber(time[2])
@@ -81,6 +91,26 @@ for i = 1, #KEYS do
   else
     redis.call('EXPIRE', keys[i], ARGV[base + 3])
   end
+end
+return false
+"""
+
+
+# KEYS[1]: a window key (unbucketed). ARGV: amount, window length, slack. Sets the current
+# window (on Redis's clock, as _COUNT_SCRIPT buckets it) to amount unless it exists.
+_SEED_WINDOW_SCRIPT: Final = """
+local sec = tonumber(redis.call('TIME')[1])
+local period = tonumber(ARGV[2])
+local key = KEYS[1] .. ':' .. string.format('%d', sec - (sec % period))
+redis.call('SET', key, ARGV[1], 'NX', 'EX', period + tonumber(ARGV[3]))
+return false
+"""
+
+# KEYS[1]: a budget key. ARGV: the change (actual - held), the time to live.
+_SETTLE_SCRIPT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('INCRBY', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return false
 """
@@ -163,6 +193,8 @@ class RedisCounters:
             raise CountersError(f"invalid Redis URL {self._where}: {self._scrub(exc)}") from None
         self._redis = Redis.from_pool(pool)
         self._count = self._redis.register_script(_COUNT_SCRIPT)
+        self._seed_window = self._redis.register_script(_SEED_WINDOW_SCRIPT)
+        self._settle = self._redis.register_script(_SETTLE_SCRIPT)
 
     def _scrub(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"
@@ -182,10 +214,10 @@ class RedisCounters:
             raise CountersError(f"redis {what} at {self._where} failed: {message}") from cause
 
     async def _run_script(
-        self, check: bool, windows: Sequence[WindowCheck], reservations: Sequence[Reservation]
+        self, mode: str, windows: Sequence[WindowCheck], reservations: Sequence[Reservation]
     ) -> object:
         keys: list[str] = []
-        args: list[str | int] = ["1" if check else "0", len(windows), WINDOW_SLACK_S]
+        args: list[str | int] = [mode, len(windows), WINDOW_SLACK_S]
         for w in windows:
             if w.window <= 0:
                 raise ValueError(f"window for {w.key!r} must be positive, not {w.window}")
@@ -196,23 +228,36 @@ class RedisCounters:
                 raise ValueError(f"ttl for {r.key!r} must be positive, not {r.ttl}")
             keys.append(self._prefix + r.key)
             args += [str(r.amount), str(r.limit), r.ttl]
-        with self._errors("admit" if check else "add"):
+        with self._errors("add" if mode == "0" else "admit"):
             reply: object = await self._count(keys=keys, args=args)
         return reply
 
     async def admit(
-        self, windows: Sequence[WindowCheck], reservations: Sequence[Reservation]
-    ) -> Denied | None:
+        self,
+        windows: Sequence[WindowCheck],
+        reservations: Sequence[Reservation],
+        *,
+        seeded_only: bool = False,
+    ) -> Denied | Unseeded | None:
         """Counts every window and holds every reservation in one atomic script if all fit;
         otherwise counts nothing and returns the first check that failed. A window's
         `retry_after` is the time left in its window; a reservation's is its key's time to
         live (its `ttl` when the key does not exist yet). Windows are fixed, aligned to Redis's
-        clock. Raises `CountersError` when Redis fails, `ValueError` for a window or ttl <= 0."""
+        clock. With `seeded_only`, reservation keys Redis does not hold are returned as
+        `Unseeded` and nothing is counted. Raises `CountersError` when Redis fails,
+        `ValueError` for a window or ttl <= 0."""
         if not windows and not reservations:
             return None
-        reply = await self._run_script(True, windows, reservations)
+        reply = await self._run_script("2" if seeded_only else "1", windows, reservations)
         if reply is None:
             return None
+        if (
+            isinstance(reply, list)
+            and len(reply) > 1
+            and all(type(v) is int for v in reply)
+            and reply[0] == 0
+        ):
+            return Unseeded(tuple(reservations[i - 1 - len(windows)].key for i in reply[1:]))
         if not (isinstance(reply, list) and len(reply) == 3 and all(type(v) is int for v in reply)):
             raise CountersError(f"redis admit at {self._where}: unexpected reply {reply!r}")
         index, used, retry_us = reply
@@ -225,19 +270,39 @@ class RedisCounters:
         """Adds to the current windows (Redis's clock) without checking their limits. Raises
         `CountersError` when Redis fails."""
         if windows:
-            await self._run_script(False, windows, ())
+            await self._run_script("0", windows, ())
+
+    async def seed(self, key: str, amount: int, ttl: int) -> bool:
+        """`SET key amount NX EX ttl`: only the first of several replicas seeding one key at
+        once sets it. Raises `CountersError` when Redis fails, `ValueError` for ttl <= 0."""
+        if ttl <= 0:
+            raise ValueError(f"ttl for {key!r} must be positive, not {ttl}")
+        with self._errors("seed"):
+            done = await self._redis.set(self._prefix + key, str(amount), nx=True, ex=ttl)
+        return bool(done)
+
+    async def seed_window(self, check: WindowCheck) -> None:
+        """Sets the current window (Redis's clock) unless it exists. Raises `CountersError`
+        when Redis fails, `ValueError` for a window <= 0."""
+        if check.window <= 0:
+            raise ValueError(f"window for {check.key!r} must be positive, not {check.window}")
+        with self._errors("seed"):
+            await self._seed_window(
+                keys=[self._prefix + check.key],
+                args=[str(check.amount), check.window, WINDOW_SLACK_S],
+            )
 
     async def settle(self, reservation: Reservation, actual: int) -> None:
-        """Adds `actual - reservation.amount` to the budget key and renews its time to live, in
-        one transaction. Not idempotent: after a `CountersError` it is unknown whether it
-        applied, so do not retry it blindly; if it did not apply, the hold stays counted in
-        place of the actual spend until the key expires. Raises `CountersError`."""
+        """Adds `actual - reservation.amount` to the budget key and renews its time to live,
+        atomically, if the key exists. A key that is gone (Redis restarted empty since the
+        admission) is left alone: it is seeded again from the ledger, which holds this
+        request's cost once its record is written, instead of being recreated below zero. Not
+        idempotent: after a `CountersError` it is unknown whether it applied, so do not retry
+        it blindly; if it did not apply, the hold stays counted in place of the actual spend
+        until the key expires. Raises `CountersError`."""
         key = self._prefix + reservation.key
         with self._errors("settle"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incrby(key, actual - reservation.amount)
-                pipe.expire(key, reservation.ttl)
-                await pipe.execute()
+            await self._settle(keys=[key], args=[str(actual - reservation.amount), reservation.ttl])
 
     async def spent(self, key: str) -> int:
         """The amount counted under a budget key (0 when absent). Raises `CountersError`."""

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
-from crossroads.errors import GatewayError
+from crossroads.errors import AuthenticationError, GatewayError, InvalidRequestError
 from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
-from crossroads.ingress.body import headers_of, read_json_object
+from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
@@ -126,28 +128,96 @@ async def admit(
     return Admitted(plan, trace, admission)
 
 
+ErrorShape = Callable[[GatewayError, "Call"], Response]
+"""Turns an error into the response of the call's API (OpenAI's or Anthropic's shape)."""
+
+Work = Callable[["Call", Request], Awaitable[Response]]
+
+
 class Call:
     """One client request on its way through the steps above, as every ingress handler keeps
     it: the exchange from the start, the router's trace once routing begins, the admission
-    once admitted; and the ways a handler ends it with its one ledger record (a stream is
-    ended by `crossroads.ingress.relay.StreamRelay`)."""
+    once admitted, the usage once an upstream answered.
 
-    __slots__ = ("admitted", "exchange", "services", "trace")
+    A call ends exactly once, with its one ledger record and the settling of its budget
+    reservation (`finish`): `run` ends it on every way out of a handler, including an
+    exception nobody expected and the task being cancelled; a stream is ended by
+    `crossroads.ingress.relay.StreamRelay`, which takes the call over (`hand_off`). A request
+    refused for a missing or invalid key ends without a ledger record: it is counted in
+    `crossroads_auth_failures_total` instead, so a flood of wrong keys cannot grow the
+    ledger."""
+
+    __slots__ = ("_ended", "_handed_off", "admitted", "exchange", "services", "trace", "usage")
 
     def __init__(self, request: Request, endpoint: str) -> None:
         self.services: Services = request.app.state.services
         self.exchange = Exchange(endpoint)
         self.trace: Trace | None = None
         self.admitted: Admitted | None = None
+        self.usage: Usage | None = None  # set as soon as an upstream has answered
+        self._ended = False
+        self._handed_off = False
+
+    async def run(self, request: Request, work: Work, errors: ErrorShape) -> Response:
+        """`work(self, request)`'s response, with the call ended on every way out: a
+        GatewayError becomes `errors(...)` and an error record; a client gone before its
+        answer, a 499 and a cancelled record; an object orjson cannot encode (nested beyond
+        its limit, an integer beyond 64 bits), a 400; any other exception is logged and
+        becomes a 500 in the API's shape with an error record; a cancelled task (shutdown) is
+        recorded as cancelled and the cancellation goes on. A response that `work` returned
+        without ending the call, or handing it to a stream, is recorded as an internal error."""
+        try:
+            response = await work(self, request)
+        except GatewayError as exc:
+            self.failed(exc)
+            return errors(exc, self)
+        except ClientGone:
+            self.gone()
+            return Response(status_code=499)
+        except orjson.JSONEncodeError as exc:
+            refused = InvalidRequestError(
+                f"The request cannot be encoded as JSON for the upstream ({exc}).",
+                code="unencodable_json",
+            )
+            self.failed(refused)
+            return errors(refused, self)
+        except Exception:
+            log.exception(
+                "unhandled error in %s request %s", self.exchange.endpoint, self.exchange.request_id
+            )
+            internal = internal_error()
+            self.failed(internal)
+            return errors(internal, self)
+        except BaseException:
+            self.gone()
+            raise
+        if not self._ended and not self._handed_off:
+            log.error(
+                "%s request %s ended unrecorded", self.exchange.endpoint, self.exchange.request_id
+            )
+            self.failed(internal_error())
+        return response
 
     async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:
-        """Authenticates, reads the JSON body, notes the requested model and whether a stream
-        was asked for, and takes out the gateway's routing options (the prompt-token estimate
-        for routing is a quarter of the body's bytes). Raises GatewayError or ClientGone."""
-        principal = authenticate(self.services, request, self.exchange)
-        raw, data = await read_json_object(request, self.services.max_body_bytes)
+        """Authenticates, counts the request against the key's requests-per-minute limits,
+        reads the JSON body (size and depth limits), notes the requested model (refusing a
+        name longer than `max_model_name_chars`) and whether a stream was asked for, and takes
+        out the gateway's routing options (the prompt-token estimate for routing is a quarter
+        of the body's bytes). Raises GatewayError or ClientGone."""
+        services = self.services
+        principal = authenticate(services, request, self.exchange)
+        await services.gate.count_request(principal)
+        raw, data = await read_json_object(request, services.max_body_bytes, services.json_depth)
         model = data.get("model")
-        self.exchange.requested_model = model if isinstance(model, str) else ""
+        if isinstance(model, str):
+            cap = services.max_model_name_chars
+            self.exchange.requested_model = model[:cap]
+            if len(model) > cap:
+                raise InvalidRequestError(
+                    f"The model name is too long: {len(model)} characters, at most {cap}.",
+                    param="model",
+                    code="model_name_too_long",
+                )
         self.exchange.stream = data.get("stream") is True
         return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
 
@@ -180,18 +250,30 @@ class Call:
     def headers(self) -> dict[str, str]:
         return trace_headers(self.exchange, self.trace)
 
+    def hand_off(self) -> None:
+        """A stream relay has taken the call over: it ends it (`end`) when the stream ends."""
+        self._handed_off = True
+
     def answered(self, usage: Usage | None) -> None:
-        self._finish(Status.OK, usage=usage)
+        self.end(Status.OK, usage=usage)
 
     def failed(self, error: GatewayError) -> None:
-        self._finish(Status.ERROR, error=error)
+        self.end(Status.ERROR, usage=self.usage, error=error)
 
     def gone(self) -> None:
-        self._finish(Status.CANCELLED)
+        self.end(Status.CANCELLED, usage=self.usage)
 
-    def _finish(
+    def end(
         self, status: Status, *, usage: Usage | None = None, error: GatewayError | None = None
     ) -> None:
+        """Submits the ledger record and settles the admission, the first time only: a call
+        ends once whatever path gets there first. Never awaits, never raises."""
+        if self._ended:
+            return
+        self._ended = True
+        if isinstance(error, AuthenticationError) and self.exchange.api_key_id is None:
+            self.services.metrics.auth_failure(error.code)
+            return
         admission = self.admitted.admission if self.admitted else None
         finish(
             self.services,
@@ -202,6 +284,11 @@ class Call:
             usage=usage,
             error=error,
         )
+
+
+def internal_error() -> GatewayError:
+    """The 500 a client gets for an exception nobody expected; the details are in the log."""
+    return GatewayError("The gateway hit an internal error; it was logged.", code="internal_error")
 
 
 def finish(
@@ -223,12 +310,15 @@ def finish(
     baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
     record = exchange.record(trace, status=status, usage=usage, error=error, baseline=baseline)
     try:
-        services.ledger.submit(record)
-    except ValueError as exc:  # a record no store could hold: keep the request, drop the usage
-        log.error(
-            "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
-        )
-        services.ledger.submit(exchange.record(trace, status=status, error=error))
+        try:
+            services.ledger.submit(record)
+        except ValueError as exc:  # a record no store could hold: keep the request, not usage
+            log.error(
+                "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
+            )
+            services.ledger.submit(exchange.record(trace, status=status, error=error))
+    except RuntimeError:  # the writer has closed: a request outlived shutdown; logged there
+        pass
     services.metrics.observe(record)
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens

@@ -7,7 +7,7 @@ adapter marked `more` are held and sent with the one that follows, so a read's w
 costs one write to the client instead of one per event; a chunk without the mark is sent at once.
 The last bytes go out with the end of the body. The client going away cancels the relay and the
 upstream with it (`CancelOnDisconnect`). Exactly one ledger record is submitted, whatever ends
-the stream."""
+the stream: the relay ends its `Call`."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from typing import Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from crossroads.errors import UpstreamError
+from crossroads.errors import GatewayError, UpstreamError
 from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import CancelOnDisconnect
-from crossroads.ingress.exchange import Exchange
-from crossroads.ingress.pipeline import Admitted, finish
-from crossroads.ingress.services import Services
+from crossroads.ingress.pipeline import Call, internal_error
 from crossroads.ledger.record import Status
 from crossroads.providers.base import StreamChunk
 from crossroads.routing.router import OpenStream
@@ -56,15 +54,14 @@ class StreamEncoder(Protocol):
 
 
 class StreamRelay(Response):
-    """The `text/event-stream` answer to a streamed request (an ASGI response)."""
+    """The `text/event-stream` answer to a streamed request (an ASGI response). It takes the
+    call over from its handler (`Call.hand_off`) and ends it when the stream ends, however."""
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
-        services: Services,
-        exchange: Exchange,
-        admitted: Admitted,
+        call: Call,
         stream: OpenStream,
         encoder: StreamEncoder,
         headers: Mapping[str, str],
@@ -72,21 +69,21 @@ class StreamRelay(Response):
         self.status_code = 200
         self.background = None
         self.init_headers({**headers, **STREAM_HEADERS})
-        self._services = services
-        self._exchange = exchange
-        self._admitted = admitted
+        self._call = call
         self._stream = stream
         self._encoder = encoder
+        call.hand_off()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream, encoder = self._stream, self._encoder
-        status, error = Status.CANCELLED, None
+        stream, encoder, call = self._stream, self._encoder, self._call
+        status: Status = Status.CANCELLED
+        error: GatewayError | None = None
         try:
             async with CancelOnDisconnect(receive):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
-                self._exchange.first_byte()
+                call.exchange.first_byte()
                 pending: list[bytes] = []
                 try:
                     chunk: StreamChunk | None = stream.first
@@ -102,22 +99,35 @@ class StreamRelay(Response):
                     status = Status.OK
                 except UpstreamError as exc:
                     status, error = Status.ERROR, exc
-                    self._services.scrub.error(exc)
+                    call.services.scrub.error(exc)
                     pending.append(encoder.error(exc))
+                except Exception:
+                    # A bug or an answer nobody foresaw: the client still gets the stream's
+                    # error event, not a dropped connection, and the ledger an error record.
+                    log.exception("unhandled error relaying stream %s", call.exchange.request_id)
+                    internal = internal_error()
+                    status, error = Status.ERROR, internal
+                    pending.append(encoder.error(_as_upstream(internal)))
                 await send(_body(pending, more=False))
         except ClientGone:
             pass  # recorded as cancelled below; there is nobody to answer
         finally:
             await _close_quietly(stream)
-            finish(
-                self._services,
-                self._exchange,
-                self._admitted.trace,
-                self._admitted.admission,
-                status=status,
-                usage=encoder.usage(),
-                error=error,
-            )
+            call.end(status, usage=_usage(encoder), error=error)
+
+
+def _as_upstream(error: GatewayError) -> UpstreamError:
+    """The encoders' error events take an UpstreamError; an internal error travels as one."""
+    return UpstreamError(error.message, retryable=False, status=error.status, code=error.code)
+
+
+def _usage(encoder: StreamEncoder) -> Usage | None:
+    """What the stream used, or None (with the reason logged) if the encoder cannot say."""
+    try:
+        return encoder.usage()
+    except Exception:
+        log.exception("stream encoder failed to report usage")
+        return None
 
 
 def _body(pieces: list[bytes], *, more: bool) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crossroads.governance.gate import Gate
+from crossroads.ingress.body import DepthGauge
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
@@ -23,3 +24,5 @@ class Services:
     baselines: Baselines = field(default_factory=Baselines)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)  # counted in finish()
     scrub: Scrubber = field(default_factory=Scrubber)  # error text bound for a client or ledger
+    json_depth: DepthGauge = field(default_factory=DepthGauge)  # server.max_json_depth
+    max_model_name_chars: int = 256  # server.max_model_name_chars

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from crossroads.ledger import postgres_rollups as rollups
 from crossroads.ledger import rollup_plan
 from crossroads.ledger.postgres_migrations import LEDGER_LOCK, MIGRATIONS, MIGRATIONS_TABLE
 from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.spend_query import RecentUsage, recent_usage_sql, spend_sql
 from crossroads.ledger.sqlite_rows import COLUMNS, decode, encode, from_micros, to_micros
 from crossroads.ledger.store import (
     LedgerStoreError,
@@ -198,6 +200,24 @@ class PostgresLedgerStore:
     async def count(self) -> int:
         """See `LedgerStore.count`."""
         return int(await self._guard(lambda: self._open_pool().fetchval(_COUNT)))
+
+    async def spend_since(
+        self, scope: str, ids: Collection[str], since: datetime | None = None
+    ) -> dict[str, Decimal]:
+        """See `LedgerStore.spend_since`."""
+        sql, bound = spend_sql(
+            scope, None if since is None else to_micros(since), "= ANY($1::text[])", "$2"
+        )
+        params: list[object] = [sorted(set(ids))]
+        if bound is not None:
+            params.append(bound)
+        rows = await self._fetch(sql, *params)
+        return {ident: cost_from_units(int(units)) for ident, units in rows}
+
+    async def usage_since(self, since: datetime) -> list[RecentUsage]:
+        """See `LedgerStore.usage_since`."""
+        rows = await self._fetch(recent_usage_sql("$1"), to_micros(since))
+        return [RecentUsage(key, team, int(n), int(tokens)) for key, team, n, tokens in rows]
 
     async def rollup(
         self,

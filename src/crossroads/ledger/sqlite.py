@@ -9,15 +9,17 @@ import asyncio
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from crossroads.ledger import sqlite_rollup_query, sqlite_rollups
 from crossroads.ledger.migrations import migrate
 from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.spend_query import RecentUsage, recent_usage_sql, spend_sql
 from crossroads.ledger.sqlite_rows import (
     COLUMNS,
     SELECT_COLUMNS,
@@ -40,6 +42,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_ROWS_PER_INSERT = 256
+_IDS_PER_QUERY = 500  # ids bound in one spend query, well under SQLite's variable limit
 
 
 class SQLiteLedgerStore:
@@ -113,6 +116,20 @@ class SQLiteLedgerStore:
     async def count(self) -> int:
         """See `LedgerStore.count`."""
         return await self._call(self._count_sync)
+
+    async def spend_since(
+        self, scope: str, ids: Collection[str], since: datetime | None = None
+    ) -> dict[str, Decimal]:
+        """See `LedgerStore.spend_since`."""
+        since_us = None if since is None else to_micros(since)
+        spend_sql(scope, since_us, "", "")  # checks the scope here, not on the worker
+        return await self._call(self._spend_sync, scope, sorted(set(ids)), since_us)
+
+    async def usage_since(self, since: datetime) -> list[RecentUsage]:
+        """See `LedgerStore.usage_since`."""
+        since_us = to_micros(since)
+        rows = await self._call(self._read_sync, _fetch_all, recent_usage_sql("?"), (since_us,))
+        return [RecentUsage(key, team, int(n), int(tokens)) for key, team, n, tokens in rows]
 
     async def rollup(
         self,
@@ -311,6 +328,18 @@ class SQLiteLedgerStore:
             raise
         return count
 
+    def _spend_sync(self, scope: str, ids: list[str], since_us: int | None) -> dict[str, Decimal]:
+        spent: dict[str, Decimal] = {}
+        conn = self._connection()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            marks = f"IN ({', '.join('?' * len(chunk))})"
+            sql, bound = spend_sql(scope, since_us, marks, "?")
+            params = (*chunk, *(() if bound is None else (bound,)))
+            for ident, units in conn.execute(sql, params):
+                spent[ident] = cost_from_units(units)
+        return spent
+
     def _count_sync(self) -> int:
         (count,) = self._connection().execute("SELECT COUNT(*) FROM requests").fetchone()
         return int(count)
@@ -335,6 +364,12 @@ def _is_ledger(conn: sqlite3.Connection) -> bool:
     except sqlite3.DatabaseError:  # no such table, or not a database at all
         return False
     return row is not None
+
+
+def _fetch_all(
+    conn: sqlite3.Connection, sql: str, params: tuple[object, ...]
+) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _window(since_us: int | None, until_us: int | None) -> tuple[str, tuple[int, ...]]:

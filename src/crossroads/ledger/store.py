@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from crossroads.errors import GatewayError, InvalidRequestError
 from crossroads.ledger.pricing import COST_QUANTUM
 from crossroads.ledger.record import LedgerRecord
+from crossroads.ledger.spend_query import RecentUsage
 
 __all__ = [
     "GROUP_BY_FIELDS",
@@ -23,6 +24,7 @@ __all__ = [
     "TOTALS_METRICS",
     "LedgerStore",
     "LedgerStoreError",
+    "RecentUsage",
     "RollupReader",
     "check_record",
     "cost_from_units",
@@ -192,6 +194,20 @@ class LedgerStore(RollupReader, Protocol):
 
     async def count(self) -> int:
         """The number of stored records."""
+
+    async def spend_since(
+        self, scope: str, ids: Collection[str], since: datetime | None = None
+    ) -> dict[str, Decimal]:
+        """The cost of the records whose `scope` column ("api_key_id" or "team_id") holds one
+        of `ids`, summed per id, exact: over the records created at or after `since` (aware)
+        rounded down to the hour, or all of them when None. Read from the rollups, so cheap for
+        any window; an id with no record in the window is absent. What rebuilds budget counters at
+        start. Raises ValueError for another scope or a naive `since`."""
+
+    async def usage_since(self, since: datetime) -> list[RecentUsage]:
+        """Per API key and team, the requests (less those a rate limit refused) and tokens of
+        the records created at or after `since` (aware): what rebuilds the rate windows at
+        start. Meant for the last minute: it reads the raw ledger over that window."""
 
     async def rebuild_rollups(self) -> int:
         """Recomputes every rollup from the stored records, atomically, and returns how many

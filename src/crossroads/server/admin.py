@@ -44,8 +44,9 @@ def admin_error(
 
 
 def require_admin(request: Request) -> Gate:
-    """The gate, if the request carries the admin key. Raises AuthenticationError (401) for a
-    missing or wrong key, PermissionDeniedError (403) for a valid key that is not the admin's.
+    """The gate, if the request carries the admin key. Raises AuthenticationError (401, counted
+    in `crossroads_auth_failures_total`) for a missing or wrong key, PermissionDeniedError (403)
+    for a valid key that is not the admin's.
     With no admin key configured, in open mode (loopback only), everyone is admin."""
     gateway: Gateway = request.app.state.gateway
     gate = gateway.gate
@@ -53,12 +54,14 @@ def require_admin(request: Request) -> Gate:
     if gate.is_admin(presented):
         return gate
     if presented is None:
+        gateway.services.metrics.auth_failure("missing_api_key")
         raise AuthenticationError("The admin API needs the admin key as a Bearer token.")
     try:
         principal = gate.authenticate(request.headers)
     except AuthenticationError:
-        raise AuthenticationError("Invalid admin key.") from None
-    if principal.key_id is None:
+        principal = None
+    if principal is None or principal.key_id is None:
+        gateway.services.metrics.auth_failure("invalid_api_key")
         raise AuthenticationError("Invalid admin key.")
     raise PermissionDeniedError("This key is not the admin key; the admin API is for admins.")
 

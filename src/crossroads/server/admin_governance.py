@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from crossroads.governance.model import ApiKey, Limits, Team
 from crossroads.governance.policy import EMPTY, parse_rules
 from crossroads.governance.store import GovernanceStoreError
 from crossroads.ingress.body import read_json_object
+from crossroads.ingress.services import Services
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.strategy import expected_cost
 from crossroads.server.admin import admin_error, require_admin
@@ -34,6 +35,7 @@ MAX_BUDGET = Decimal(1_000_000_000)
 MAX_EXPIRES_IN_DAYS = 36_500  # 100 years: a key meant never to expire needs no expiry at all
 MAX_RATE = 10**12  # rpm and tpm: far beyond any real limit, far within the stores' 64-bit ints
 MAX_EXPLAIN_TOKENS = 10**9  # explain's token mix: beyond any context window
+MAX_TOKENS = 2**31 - 1
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,8 +59,8 @@ class Explain(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str | None = None
     team_id: str | None = None
     stream: bool = False
-    prompt_tokens: int = 1000
-    max_tokens: int | None = None
+    prompt_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)] = 1000
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS)] | None = None
     provider: dict[str, Any] | None = None
     models: list[str] | None = None
     tools: bool = False  # the request offers tools the model may call
@@ -67,7 +69,8 @@ class Explain(msgspec.Struct, forbid_unknown_fields=True):
 
 async def _body(request: Request, kind: type[T]) -> T:
     """The body as `kind`; InvalidRequestError (400) naming the offending field otherwise."""
-    _, data = await read_json_object(request, 1024 * 1024)
+    services: Services = request.app.state.services
+    _, data = await read_json_object(request, 1024 * 1024, services.json_depth)
     try:
         return msgspec.convert(data, kind, str_keys=True)
     except msgspec.ValidationError as exc:

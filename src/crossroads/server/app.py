@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossroads.config import Settings
-from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
+from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError, clip
 from crossroads.ingress.anthropic import count_tokens, messages
 from crossroads.ingress.anthropic import errors as anthropic_errors
 from crossroads.ingress.openai import chat_completions, get_model, list_models
@@ -66,6 +66,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
+def _path(scope: Scope) -> str:
+    """The request's path for a log line, cut short: the client chose it, at any length."""
+    return clip(str(scope.get("path", "")), 200)
+
+
 class ErrorGuard:
     """Last line of defence: an exception nothing else handled becomes a 500 in the API's own
     error shape (Anthropic's on /v1/messages, OpenAI's elsewhere).
@@ -89,7 +94,7 @@ class ErrorGuard:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unhandled error on %s %s", scope.get("method"), _path(scope))
             if started:
                 raise
             await _internal_error(scope, send)
@@ -123,7 +128,7 @@ class _Direct:
         try:
             response = await self._handler(Request(scope, receive))
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception("unhandled error on %s %s", scope["method"], _path(scope))
             await _internal_error(scope, send)
             return
         try:
@@ -131,7 +136,7 @@ class _Direct:
         except Exception:
             # The answer had started (every response sends its start first): all that is
             # left is to drop the connection, which uvicorn does on the way out.
-            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            log.exception("unhandled error answering %s %s", scope["method"], _path(scope))
             raise
 
 

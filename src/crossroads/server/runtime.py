@@ -19,6 +19,7 @@ from crossroads.governance.counters import Counters, MemoryCounters
 from crossroads.governance.gate import Gate
 from crossroads.governance.sqlite_store import SQLiteGovernanceStore
 from crossroads.governance.store import GovernanceStore
+from crossroads.ingress.body import DepthGauge
 from crossroads.ingress.openai import models_body
 from crossroads.ingress.services import Services
 from crossroads.ledger.sqlite import SQLiteLedgerStore
@@ -84,6 +85,7 @@ class Gateway:
             global_policy=settings.global_policy,
             store=governance_store(settings),
             counters=counters(settings),
+            ledger=self.store,
             refresh_interval=settings.key_refresh_interval,
             limits_backend=settings.limits_backend,
         )
@@ -97,6 +99,8 @@ class Gateway:
             baselines=settings.baselines,
             metrics=GatewayMetrics(self.ledger, self.router.health),
             scrub=self.scrub,
+            json_depth=DepthGauge(settings.max_json_depth),
+            max_model_name_chars=settings.max_model_name_chars,
         )
         self.ready = False
 

@@ -4,12 +4,15 @@ backlog and the circuit states are read when Prometheus scrapes. Each gateway ow
 `CollectorRegistry`, so several gateways in one process never share a series.
 
 Labels are few-valued and never secret: endpoint, served model, provider, the maker's country,
-status, deployment. Never a key id, a team, a request id, or a name the client typed (the
-requested model is left out: an unknown name would add a series per typo). Money is a float
-here, as Prometheus requires; the ledger keeps the exact Decimal amounts."""
+status, deployment, and why a 401 was given (`reason`). Never a key id, a team, a request id,
+or a name the client typed (the requested model is left out: an unknown name would add a series
+per typo). Money is a float here, as Prometheus requires; the ledger keeps the exact Decimal
+amounts. Requests refused with 401 are counted here only, never in the ledger."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Protocol, TypeGuard
@@ -23,13 +26,24 @@ from prometheus_client.process_collector import ProcessCollector
 from crossroads.ledger.record import LedgerRecord
 from crossroads.routing.health import Circuit
 
-__all__ = ["LATENCY_BUCKETS", "Backlog", "CircuitBoard", "GatewayMetrics"]
+__all__ = [
+    "AUTH_FAILURE_LOG_INTERVAL_S",
+    "LATENCY_BUCKETS",
+    "Backlog",
+    "CircuitBoard",
+    "GatewayMetrics",
+]
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 """Histogram bounds in seconds, for latency and time to first token: from a cached 50 ms
 answer to a two-minute reasoning run (anything longer lands in +Inf)."""
 
 _MONEY_LABELS = ("model", "provider", "origin_country")
+_AUTH_REASONS = frozenset({"missing_api_key", "invalid_api_key"})
+AUTH_FAILURE_LOG_INTERVAL_S = 60.0
+"""The most often the 401 summary is logged."""
+
+log = logging.getLogger(__name__)
 
 
 class Backlog(Protocol):
@@ -117,6 +131,15 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._auth_failures = Counter(
+            "crossroads_auth_failures",
+            "Requests refused with 401 for a missing or invalid API key, by reason "
+            "(missing_api_key, invalid_api_key, other). They have no ledger record: a flood of "
+            "wrong keys must not grow the ledger. A log line sums them up at most once a minute.",
+            ("reason",),
+            registry=registry,
+        )
+        self._auth_log = _ThrottledCount(AUTH_FAILURE_LOG_INTERVAL_S)
         registry.register(_ScrapeTimeCollector(backlog, circuits))
         ProcessCollector(namespace="crossroads", registry=registry)
         # Labelled children by (metric, label values): `labels()` validates, converts and locks
@@ -165,12 +188,48 @@ class GatewayMetrics:
             if record.ttft_ms is not None and record.ttft_ms >= 0:
                 self._child(self._ttft, provider, model).observe(record.ttft_ms / 1000.0)
 
+    def auth_failure(self, reason: str | None) -> None:
+        """Counts one request refused for its credentials (a 401), and logs the count at most
+        once per `AUTH_FAILURE_LOG_INTERVAL_S`. O(1); never awaits or raises."""
+        label = reason if reason in _AUTH_REASONS else "other"
+        self._child(self._auth_failures, label).inc()
+        summary = self._auth_log.add(time.monotonic())
+        if summary is not None:
+            count, seconds = summary
+            log.warning(
+                "refused %d request(s) with a missing or invalid API key in the last %.0f s",
+                count,
+                seconds,
+            )
+
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """The registry in the text format the `Accept` header asks for (OpenMetrics when
         asked, else Prometheus text 0.0.4), and its content type. Call from the event loop's
         thread: the scrape-time gauges read the writer and the health board."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+class _ThrottledCount:
+    """Counts events and says, at most once per `interval` seconds, how many happened since it
+    last said so: a log line that cannot be flooded."""
+
+    __slots__ = ("_count", "_interval", "_since")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._count = 0
+        self._since: float | None = None
+
+    def add(self, now: float) -> tuple[int, float] | None:
+        """Counts one event at `now` (monotonic seconds); returns (events, seconds) when it is
+        time to report them, else None. The first event is reported at once."""
+        self._count += 1
+        if self._since is not None and now - self._since < self._interval:
+            return None
+        count, elapsed = self._count, (self._interval if self._since is None else now - self._since)
+        self._count, self._since = 0, now
+        return count, elapsed
 
 
 class _ScrapeTimeCollector:

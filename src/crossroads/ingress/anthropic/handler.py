@@ -28,7 +28,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import GatewayError, UpstreamError
+from crossroads.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    UpstreamError,
+)
 from crossroads.ingress.anthropic.errors import error_response, stream_error_event
 from crossroads.ingress.anthropic.request import Converted, to_chat_request
 from crossroads.ingress.anthropic.response import to_message
@@ -58,70 +63,77 @@ def _headers(call: Call) -> dict[str, str]:
 async def messages(request: Request) -> Response:
     """POST /v1/messages. Every GatewayError becomes Anthropic's error shape (and an error
     record); a client that leaves before the answer is recorded as cancelled (499)."""
-    call = Call(request, "messages")
-    try:
-        principal, data, options = await call.read(request)
-        converted = to_chat_request(data)
-        max_output = converted.body.get("max_tokens")
-        admitted = await call.admit(
-            request,
-            principal,
-            converted.model,
-            options,
-            stream=converted.stream,
-            max_output=max_output if isinstance(max_output, int) else None,
-            body=converted.body,
+    return await Call(request, "messages").run(request, _messages, _error)
+
+
+def _error(exc: GatewayError, call: Call) -> Response:
+    return error_response(exc, _headers(call), call.exchange.request_id)
+
+
+async def _messages(call: Call, request: Request) -> Response:
+    principal, data, options = await call.read(request)
+    converted = to_chat_request(data)
+    max_output = converted.body.get("max_tokens")
+    admitted = await call.admit(
+        request,
+        principal,
+        converted.model,
+        options,
+        stream=converted.stream,
+        max_output=max_output if isinstance(max_output, int) else None,
+        body=converted.body,
+    )
+    router, trace = call.services.router, admitted.trace
+    if converted.stream:
+        stream = await unless_disconnected(
+            request, router.open_stream(admitted.plan, converted.body, trace)
         )
-        router, trace = call.services.router, admitted.trace
-        if converted.stream:
-            stream = await unless_disconnected(
-                request, router.open_stream(admitted.plan, converted.body, trace)
-            )
-            return StreamRelay(
-                call.services,
-                call.exchange,
-                admitted,
-                stream,
-                _EventEncoder(converted, trace, call.exchange.request_id),
-                {**_headers(call), **dropped_header(stream.first.dropped)},
-            )
-        _, completion = await unless_disconnected(
-            request, router.complete(admitted.plan, converted.body, trace)
+        return StreamRelay(
+            call,
+            stream,
+            _EventEncoder(converted, trace, call.exchange.request_id),
+            {**_headers(call), **dropped_header(stream.first.dropped)},
         )
-        message = to_message(
-            completion.data, model=converted.model, stop_sequences=converted.stop_sequences
-        )
-        call.answered(completion.usage)
-        return Response(
-            orjson.dumps(message),
-            media_type="application/json",
-            headers={**_headers(call), **dropped_header(completion.dropped)},
-        )
-    except GatewayError as exc:
-        call.failed(exc)
-        return error_response(exc, _headers(call), call.exchange.request_id)
-    except ClientGone:
-        call.gone()
-        return Response(status_code=499)
+    _, completion = await unless_disconnected(
+        request, router.complete(admitted.plan, converted.body, trace)
+    )
+    call.usage = completion.usage  # paid for, whatever happens to the conversion below
+    message = to_message(
+        completion.data, model=converted.model, stop_sequences=converted.stop_sequences
+    )
+    body = orjson.dumps(message)
+    call.answered(completion.usage)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={**_headers(call), **dropped_header(completion.dropped)},
+    )
 
 
 async def count_tokens(request: Request) -> Response:
-    """POST /v1/messages/count_tokens. No upstream call, no ledger record (module docstring)."""
+    """POST /v1/messages/count_tokens. No upstream call, no ledger record (module docstring);
+    a 401 is counted in `crossroads_auth_failures_total` as on the other endpoints."""
     services: Services = request.app.state.services
     request_id = new_request_id()
     headers = {"request-id": request_id, "x-request-id": request_id}
     try:
         services.gate.authenticate(headers_of(request))
-        _, data = await read_json_object(request, services.max_body_bytes)
+        _, data = await read_json_object(request, services.max_body_bytes, services.json_depth)
         parse_routing_options(data)  # accepted as on /v1/messages, and kept out of the count
         converted = to_chat_request(data, require_max_tokens=False)
         services.router.route(converted.model)
+        body = orjson.dumps({"input_tokens": estimate_input_tokens(converted.body)})
+    except AuthenticationError as exc:
+        services.metrics.auth_failure(exc.code)
+        return error_response(exc, headers, request_id)
     except GatewayError as exc:
         return error_response(exc, headers, request_id)
     except ClientGone:
         return Response(status_code=499)
-    body = {"input_tokens": estimate_input_tokens(converted.body)}
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+    except orjson.JSONEncodeError as exc:
+        refused = InvalidRequestError(f"The request cannot be encoded as JSON ({exc}).")
+        return error_response(refused, headers, request_id)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:

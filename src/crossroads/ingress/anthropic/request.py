@@ -39,7 +39,8 @@ messages have no error flag, and the model should still learn that the tool fail
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]*)`$")
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
-Positive = Annotated[int, msgspec.Meta(ge=1)]
+INT32_MAX = 2**31 - 1  # hosts read token counts as 32-bit integers; some wrap larger ones
+Positive = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
 Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
@@ -140,7 +141,7 @@ class MessagesRequest(msgspec.Struct):
     stop_sequences: list[str] | None = None
     temperature: Unit | None = None
     top_p: Unit | None = None
-    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)] | None = None
     metadata: Metadata | None = None
     stream: bool = False
     tools: list[JSON] | None = None

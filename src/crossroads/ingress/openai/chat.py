@@ -1,7 +1,8 @@
 """POST /v1/chat/completions: validate, route, answer (whole or as SSE), and ledger the outcome.
 
 Every path through here submits exactly one ledger record: success, client error, upstream
-failure, or the client going away mid-stream (streams: `crossroads.ingress.relay`)."""
+failure, an unexpected error, or the client going away (`Call.run`; streams:
+`crossroads.ingress.relay`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.errors import GatewayError, UpstreamError
-from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
@@ -26,50 +26,48 @@ __all__ = ["chat_completions"]
 
 
 async def chat_completions(request: Request) -> Response:
-    call = Call(request, "chat.completions")
-    try:
-        principal, data, options = await call.read(request)
-        req = parse_chat_request(data)
-        admitted = await call.admit(
-            request,
-            principal,
-            req.model,
-            options,
-            stream=req.stream,
-            max_output=req.output_limit,
-            body=data,
+    return await Call(request, "chat.completions").run(request, _chat, _error)
+
+
+def _error(exc: GatewayError, call: Call) -> Response:
+    return error_response(exc, call.headers())
+
+
+async def _chat(call: Call, request: Request) -> Response:
+    principal, data, options = await call.read(request)
+    req = parse_chat_request(data)
+    admitted = await call.admit(
+        request,
+        principal,
+        req.model,
+        options,
+        stream=req.stream,
+        max_output=req.output_limit,
+        body=data,
+    )
+    router = call.services.router
+    if req.stream:
+        stream = await unless_disconnected(
+            request, router.open_stream(admitted.plan, data, admitted.trace)
         )
-        router = call.services.router
-        if req.stream:
-            stream = await unless_disconnected(
-                request, router.open_stream(admitted.plan, data, admitted.trace)
-            )
-            return StreamRelay(
-                call.services,
-                call.exchange,
-                admitted,
-                stream,
-                _ChunkEncoder(req.wants_stream_usage, req.model),
-                {**call.headers(), **dropped_header(stream.first.dropped)},
-            )
-        _, completion = await unless_disconnected(
-            request, router.complete(admitted.plan, data, admitted.trace)
+        return StreamRelay(
+            call,
+            stream,
+            _ChunkEncoder(req.wants_stream_usage, req.model),
+            {**call.headers(), **dropped_header(stream.first.dropped)},
         )
-        call.answered(completion.usage)
-        body = completion.body
-        if completion.data.get("model") != req.model:
-            body = orjson.dumps({**completion.data, "model": req.model})
-        return Response(
-            body,
-            media_type="application/json",
-            headers={**call.headers(), **dropped_header(completion.dropped)},
-        )
-    except GatewayError as exc:
-        call.failed(exc)
-        return error_response(exc, call.headers())
-    except ClientGone:
-        call.gone()
-        return Response(status_code=499)
+    _, completion = await unless_disconnected(
+        request, router.complete(admitted.plan, data, admitted.trace)
+    )
+    call.answered(completion.usage)
+    body = completion.body
+    if completion.data.get("model") != req.model:
+        body = orjson.dumps({**completion.data, "model": req.model})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={**call.headers(), **dropped_header(completion.dropped)},
+    )
 
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')

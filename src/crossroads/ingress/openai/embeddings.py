@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crossroads.errors import GatewayError, InvalidRequestError
-from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.openai.errors import error_response
 from crossroads.ingress.pipeline import Call
@@ -21,6 +20,13 @@ __all__ = ["embeddings", "validate_embeddings_request"]
 MAX_INPUTS = 2048
 """OpenAI's limit on the number of inputs in one request."""
 
+MAX_DIMENSIONS = 65_536
+"""The most `dimensions` a request may ask for: above any embedding model's width (the widest
+served today have 4,096), and a 32-bit integer everywhere."""
+
+MAX_TOKEN_ID = 2**31 - 1
+"""Token ids in a token-array `input` are 32-bit integers at every host."""
+
 _FORMATS = ("float", "base64")
 
 
@@ -29,7 +35,7 @@ def _bad(message: str, param: str) -> InvalidRequestError:
 
 
 def _is_token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_ID
 
 
 def _check_input(value: Any) -> None:
@@ -54,12 +60,16 @@ def _check_input(value: Any) -> None:
                 raise _bad(f"'input[{index}]' must be a non-empty string.", f"input[{index}]")
     elif _is_token(first):
         if not all(_is_token(item) for item in value):
-            raise _bad("A token array in 'input' must hold non-negative integers only.", "input")
+            raise _bad(
+                f"A token array in 'input' must hold integers from 0 to {MAX_TOKEN_ID} only.",
+                "input",
+            )
     elif isinstance(first, list):
         for index, item in enumerate(value):
             if not isinstance(item, list) or not item or not all(_is_token(t) for t in item):
                 raise _bad(
-                    f"'input[{index}]' must be a non-empty array of non-negative integers.",
+                    f"'input[{index}]' must be a non-empty array of integers from 0 to "
+                    f"{MAX_TOKEN_ID}.",
                     f"input[{index}]",
                 )
     else:
@@ -79,11 +89,14 @@ def validate_embeddings_request(data: dict[str, Any]) -> str:
     encoding = data.get("encoding_format")
     if encoding is not None and encoding not in _FORMATS:
         raise _bad(
-            f"'encoding_format' must be float or base64; got {encoding!r}.", "encoding_format"
+            f"'encoding_format' must be float or base64; got {encoding!r:.40}.", "encoding_format"
         )
     dimensions = data.get("dimensions")
-    if dimensions is not None and not (_is_token(dimensions) and dimensions >= 1):
-        raise _bad(f"'dimensions' must be a positive integer; got {dimensions!r}.", "dimensions")
+    if dimensions is not None and not (_is_token(dimensions) and 1 <= dimensions <= MAX_DIMENSIONS):
+        raise _bad(
+            f"'dimensions' must be an integer from 1 to {MAX_DIMENSIONS}; got {dimensions!r:.40}.",
+            "dimensions",
+        )
     user = data.get("user")
     if user is not None and not isinstance(user, str):
         raise _bad("'user' must be a string.", "user")
@@ -91,20 +104,20 @@ def validate_embeddings_request(data: dict[str, Any]) -> str:
 
 
 async def embeddings(request: Request) -> Response:
-    call = Call(request, "embeddings")
-    try:
-        principal, data, options = await call.read(request)
-        call.exchange.stream = False  # a `stream` field passes through; embeddings never stream
-        model = validate_embeddings_request(data)
-        admitted = await call.admit(request, principal, model, options, stream=False, max_output=0)
-        _, result = await unless_disconnected(
-            request, call.services.router.embed(admitted.plan, data, admitted.trace)
-        )
-        call.answered(result.usage)
-        return Response(result.body, media_type="application/json", headers=call.headers())
-    except GatewayError as exc:
-        call.failed(exc)
-        return error_response(exc, call.headers())
-    except ClientGone:
-        call.gone()
-        return Response(status_code=499)
+    return await Call(request, "embeddings").run(request, _embed, _error)
+
+
+def _error(exc: GatewayError, call: Call) -> Response:
+    return error_response(exc, call.headers())
+
+
+async def _embed(call: Call, request: Request) -> Response:
+    principal, data, options = await call.read(request)
+    call.exchange.stream = False  # a `stream` field passes through; embeddings never stream
+    model = validate_embeddings_request(data)
+    admitted = await call.admit(request, principal, model, options, stream=False, max_output=0)
+    _, result = await unless_disconnected(
+        request, call.services.router.embed(admitted.plan, data, admitted.trace)
+    )
+    call.answered(result.usage)
+    return Response(result.body, media_type="application/json", headers=call.headers())

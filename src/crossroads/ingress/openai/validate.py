@@ -13,6 +13,11 @@ from crossroads.schemas import ChatRequest
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 
+INT32_MAX = 2**31 - 1
+"""The most tokens any request may ask for: hosts read token counts as 32-bit integers, and
+some (llama.cpp) wrap larger ones round instead of refusing them."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
     """Raises InvalidRequestError (400) naming the field for every problem found."""
@@ -28,11 +33,14 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
     if not req.messages:
         raise InvalidRequestError("'messages' must contain at least one message.", param="messages")
     _range(req.n, "n", 1, 128)
-    _range(req.max_tokens, "max_tokens", 1, None)
-    _range(req.max_completion_tokens, "max_completion_tokens", 1, None)
+    _range(req.max_tokens, "max_tokens", 1, INT32_MAX)
+    _range(req.max_completion_tokens, "max_completion_tokens", 1, INT32_MAX)
     _range(req.temperature, "temperature", 0, 2)
     _range(req.top_p, "top_p", 0, 1)
     _range(req.top_logprobs, "top_logprobs", 0, 20)
+    _range(req.seed, "seed", INT64_MIN, INT64_MAX)
+    for name in ("frequency_penalty", "presence_penalty"):
+        _number(data.get(name), name, -2, 2)
     if isinstance(req.stop, list) and len(req.stop) > 4:
         raise InvalidRequestError("'stop' accepts at most 4 sequences.", param="stop")
     if req.stream_options is not None and not req.stream:
@@ -48,3 +56,12 @@ def _range(value: float | None, name: str, low: float, high: float | None) -> No
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequestError(f"'{name}' must be {bound}; got {value}.", param=name)
+
+
+def _number(value: Any, name: str, low: float, high: float) -> None:
+    """A field the gateway passes through untyped, checked where it is a number."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(f"'{name}' must be a number.", param=name)
+    _range(value, name, low, high)

@@ -125,7 +125,7 @@ class EmbeddedProvider:
                 yield to_stream_chunk(doc, served_model)
 
     async def _documents(self, call: UpstreamCall) -> AsyncGenerator[dict[str, Any], None]:
-        request = build_request(call.body, tools=self._settings.tools)
+        request = build_request(call.body, tools=self._settings.tools, n_ctx=self._settings.n_ctx)
         if self._server is None:
             raise _not_ready()
         await self._acquire_slot(call.deadline)

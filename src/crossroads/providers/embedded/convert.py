@@ -32,21 +32,26 @@ _PASSTHROUGH = (
     "response_format",
 )
 _TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls")
+INT32_MAX = 2**31 - 1
 _TEXT_PARTS = frozenset({"text", "refusal"})
 
 
-def build_request(body: Mapping[str, Any], *, tools: bool) -> bytes:
+def build_request(body: Mapping[str, Any], *, tools: bool, n_ctx: int | None = None) -> bytes:
     """The JSON request for llama.cpp: always streamed with usage on the last chunk, because only
     a streamed call can be stopped midway (cancel, deadline) and we reassemble unstreamed answers.
 
     Raises UpstreamError(status 400, retryable False) for what this deployment cannot serve:
     `n` > 1 (llama.cpp generates the choices but reports the usage of one, so billing would be
     wrong), tools when the model's template has none (llama.cpp would ignore them silently and
-    answer in prose), and image, audio or file content parts.
+    answer in prose), image, audio or file content parts, and a `max_tokens` (or
+    `max_completion_tokens`) that is not an integer from 1 to `n_ctx`, the whole context
+    (llama.cpp reads it as a 32-bit integer: larger values would wrap round, not be refused).
     """
     n = body.get("n")
     if n is not None and n != 1:
         raise _unservable("this model returns one choice per request: n must be 1", "n_unsupported")
+    for name in ("max_tokens", "max_completion_tokens"):
+        _check_output_limit(body.get(name), name, n_ctx)
     request = {key: body[key] for key in _PASSTHROUGH if key in body}
     if tools:
         request.update((key, body[key]) for key in _TOOL_FIELDS if key in body)
@@ -60,6 +65,19 @@ def build_request(body: Mapping[str, Any], *, tools: bool) -> bytes:
         return orjson.dumps(request)
     except orjson.JSONEncodeError as exc:
         raise _unservable(f"the request is not valid JSON: {exc}", None) from None
+
+
+def _check_output_limit(value: object, name: str, n_ctx: int | None) -> None:
+    if value is None:
+        return
+    top = INT32_MAX if n_ctx is None else n_ctx
+    if type(value) is not int or not 1 <= value <= top:
+        where = "the 32-bit integer range" if n_ctx is None else f"its context of {n_ctx} tokens"
+        raise _unservable(
+            f"{name} {value!r:.40} is not an integer from 1 to {top}: this model's output is "
+            f"bounded by {where}",
+            "max_tokens_too_large",
+        )
 
 
 def parse_document(raw: bytes) -> dict[str, Any]:
