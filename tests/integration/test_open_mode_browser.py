@@ -254,3 +254,16 @@ def test_bad_edge_settings_are_config_errors(
             tmp_path,
             {"embedded": {"enabled": False}, "server": server, "auth": auth or {"mode": "open"}},
         )
+
+
+def test_a_middleware_added_later_is_refused_loudly() -> None:
+    """Starlette middleware would wrap only the routes Starlette dispatches, not the direct
+    /v1/* ones: adding one must fail, not silently miss the busiest paths."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from crossroads.config import load_settings
+    from crossroads.server.app import build_app
+
+    app = build_app(load_settings(None, environ={}))
+    with pytest.raises(RuntimeError, match="would not see them"):
+        app.add_middleware(GZipMiddleware)

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -168,6 +169,16 @@ class GatewayApp(Starlette):
         }
         self._entry = EdgeGuard(self._dispatch, edge)
 
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """Refused: a middleware added here would wrap Starlette's stack only, and silently not
+        apply to the direct routes (every /v1/* call). Put a step that must see every request
+        into `EdgeGuard` (or a layer around `_entry`) instead."""
+        raise RuntimeError(
+            "GatewayApp dispatches its fixed routes past Starlette's middleware stack, so "
+            f"{getattr(middleware_class, '__name__', middleware_class)!s} would not see them; "
+            "add it to the explicit pipeline in crossroads.server.app / server.edge instead"
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
 
@@ -212,7 +223,8 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
         edge=EdgeRules.from_settings(settings),
         exception_handlers={HTTPException: _http_error},
         lifespan=gateway.lifespan,
+        # Guards the routes Starlette dispatches; `_Direct` guards the direct ones the same way.
+        middleware=[Middleware(ErrorGuard)],
     )
-    app.add_middleware(ErrorGuard)
     app.state.gateway_object = gateway  # for embedding and tests; set before start-up
     return app
