@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import uvloop
 import yaml
 
@@ -18,6 +17,7 @@ from crossroads.config import Settings, load_settings
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.server.app import build_app
+from crossroads.server.graceful import gateway_server
 from crossroads.server.runtime import LEDGER_FILE
 from crossroads.server.serve import bind
 
@@ -36,18 +36,7 @@ class GatewayThread:
         self.url = f"http://127.0.0.1:{self.port}"
         app = build_app(settings)
         self.gateway = app.state.gateway_object
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                lifespan="on",
-                http="httptools",
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=10,
-                server_header=False,  # as `crossroads serve` sets them
-                proxy_headers=False,
-            )
-        )
+        self._server = gateway_server(app)  # configured as `crossroads serve` runs it
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
         self.clients: list[Any] = []  # test clients to close with the gateway
         self._error: BaseException | None = None

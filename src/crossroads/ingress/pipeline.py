@@ -17,6 +17,7 @@ from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
 from crossroads.ingress.body import headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
+from crossroads.ingress.inflight import Region
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
 from crossroads.routing.options import RoutingOptions, parse_routing_options
@@ -165,6 +166,12 @@ class Call:
             body=body,
         )
         return self.admitted
+
+    def stoppable(self) -> Region:
+        """`async with call.stoppable(): ...` around the handler's work, so that shutdown can
+        end it past its grace period with ShuttingDownError (`crossroads.ingress.inflight`),
+        which the handler answers and records like any GatewayError."""
+        return self.services.inflight.region()
 
     def headers(self) -> dict[str, str]:
         return trace_headers(self.exchange, self.trace)

@@ -6,8 +6,9 @@ One upstream read often completes many chunks (a fast host, or a burst after a s
 adapter marked `more` are held and sent with the one that follows, so a read's worth of events
 costs one write to the client instead of one per event; a chunk without the mark is sent at once.
 The last bytes go out with the end of the body. The client going away cancels the relay and the
-upstream with it (`CancelOnDisconnect`). Exactly one ledger record is submitted, whatever ends
-the stream."""
+upstream with it (`CancelOnDisconnect`); so does a shutdown whose grace period is over
+(`InFlight`), which ends the stream with the API's error event. Exactly one ledger record is
+submitted, whatever ends the stream."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from crossroads.errors import UpstreamError
+from crossroads.errors import GatewayError, ShuttingDownError, UpstreamError
 from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import CancelOnDisconnect
 from crossroads.ingress.exchange import Exchange
@@ -46,8 +47,9 @@ class StreamEncoder(Protocol):
         """The bytes that close a complete stream."""
         ...
 
-    def error(self, exc: UpstreamError) -> bytes:
-        """The event that ends a stream the upstream broke after its first byte."""
+    def error(self, exc: GatewayError) -> bytes:
+        """The event that ends a stream after its first byte: the upstream broke it, or the
+        gateway is shutting down (ShuttingDownError)."""
         ...
 
     def usage(self) -> Usage:
@@ -80,14 +82,17 @@ class StreamRelay(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream, encoder = self._stream, self._encoder
-        status, error = Status.CANCELLED, None
+        status: Status = Status.CANCELLED
+        error: GatewayError | None = None
+        started = ended = False
+        pending: list[bytes] = []
         try:
-            async with CancelOnDisconnect(receive):
+            async with self._services.inflight.region(), CancelOnDisconnect(receive):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
+                started = True
                 self._exchange.first_byte()
-                pending: list[bytes] = []
                 try:
                     chunk: StreamChunk | None = stream.first
                     while chunk is not None:
@@ -104,8 +109,19 @@ class StreamRelay(Response):
                     status, error = Status.ERROR, exc
                     pending.append(encoder.error(exc))
                 await send(_body(pending, more=False))
+                ended = True
         except ClientGone:
             pass  # recorded as cancelled below; there is nobody to answer
+        except ShuttingDownError as exc:
+            # Past the shutdown grace period: end the stream with the API's error event.
+            if not ended:
+                status, error = Status.ERROR, exc
+                if not started:
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                    )
+                pending.append(encoder.error(exc))
+                await send(_body(pending, more=False))
         finally:
             await _close_quietly(stream)
             finish(

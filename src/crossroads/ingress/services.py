@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crossroads.governance.gate import Gate
+from crossroads.ingress.inflight import InFlight
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
@@ -21,3 +22,4 @@ class Services:
     models_body: bytes  # the GET /v1/models answer, encoded once
     baselines: Baselines = field(default_factory=Baselines)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)  # counted in finish()
+    inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace

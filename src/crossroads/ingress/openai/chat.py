@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import GatewayError, UpstreamError
+from crossroads.errors import GatewayError
 from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.openai.errors import error_response, stream_error_event
@@ -25,39 +25,40 @@ __all__ = ["chat_completions"]
 async def chat_completions(request: Request) -> Response:
     call = Call(request, "chat.completions")
     try:
-        principal, data, options = await call.read(request)
-        req = parse_chat_request(data)
-        admitted = await call.admit(
-            request,
-            principal,
-            req.model,
-            options,
-            stream=req.stream,
-            max_output=req.output_limit,
-            body=data,
-        )
-        router = call.services.router
-        if req.stream:
-            stream = await unless_disconnected(
-                request, router.open_stream(admitted.plan, data, admitted.trace)
+        async with call.stoppable():
+            principal, data, options = await call.read(request)
+            req = parse_chat_request(data)
+            admitted = await call.admit(
+                request,
+                principal,
+                req.model,
+                options,
+                stream=req.stream,
+                max_output=req.output_limit,
+                body=data,
             )
-            return StreamRelay(
-                call.services,
-                call.exchange,
-                admitted,
-                stream,
-                _ChunkEncoder(req.wants_stream_usage),
-                {**call.headers(), **dropped_header(stream.first.dropped)},
+            router = call.services.router
+            if req.stream:
+                stream = await unless_disconnected(
+                    request, router.open_stream(admitted.plan, data, admitted.trace)
+                )
+                return StreamRelay(
+                    call.services,
+                    call.exchange,
+                    admitted,
+                    stream,
+                    _ChunkEncoder(req.wants_stream_usage),
+                    {**call.headers(), **dropped_header(stream.first.dropped)},
+                )
+            _, completion = await unless_disconnected(
+                request, router.complete(admitted.plan, data, admitted.trace)
             )
-        _, completion = await unless_disconnected(
-            request, router.complete(admitted.plan, data, admitted.trace)
-        )
-        call.answered(completion.usage)
-        return Response(
-            completion.body,
-            media_type="application/json",
-            headers={**call.headers(), **dropped_header(completion.dropped)},
-        )
+            call.answered(completion.usage)
+            return Response(
+                completion.body,
+                media_type="application/json",
+                headers={**call.headers(), **dropped_header(completion.dropped)},
+            )
     except GatewayError as exc:
         call.failed(exc)
         return error_response(exc, call.headers())
@@ -89,7 +90,7 @@ class _ChunkEncoder:
     def end(self) -> bytes:
         return DONE
 
-    def error(self, exc: UpstreamError) -> bytes:
+    def error(self, exc: GatewayError) -> bytes:
         return stream_error_event(exc)
 
     def usage(self) -> Usage:

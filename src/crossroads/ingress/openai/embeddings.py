@@ -93,15 +93,18 @@ def validate_embeddings_request(data: dict[str, Any]) -> str:
 async def embeddings(request: Request) -> Response:
     call = Call(request, "embeddings")
     try:
-        principal, data, options = await call.read(request)
-        call.exchange.stream = False  # a `stream` field passes through; embeddings never stream
-        model = validate_embeddings_request(data)
-        admitted = await call.admit(request, principal, model, options, stream=False, max_output=0)
-        _, result = await unless_disconnected(
-            request, call.services.router.embed(admitted.plan, data, admitted.trace)
-        )
-        call.answered(result.usage)
-        return Response(result.body, media_type="application/json", headers=call.headers())
+        async with call.stoppable():
+            principal, data, options = await call.read(request)
+            call.exchange.stream = False  # a `stream` field passes through; embeddings never stream
+            model = validate_embeddings_request(data)
+            admitted = await call.admit(
+                request, principal, model, options, stream=False, max_output=0
+            )
+            _, result = await unless_disconnected(
+                request, call.services.router.embed(admitted.plan, data, admitted.trace)
+            )
+            call.answered(result.usage)
+            return Response(result.body, media_type="application/json", headers=call.headers())
     except GatewayError as exc:
         call.failed(exc)
         return error_response(exc, call.headers())
