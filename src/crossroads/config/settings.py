@@ -39,3 +39,7 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    # Shutdown and the ledger's durability (server section; docs/operations.md).
+    shutdown_grace: float = 30.0  # seconds requests in flight may finish after SIGTERM
+    ledger_drain_timeout: float = 10.0  # seconds to flush the ledger at exit before spilling
+    ledger_backlog_limit: int = 10_000  # unwritten records past which /readyz says not ready
