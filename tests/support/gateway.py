@@ -16,6 +16,7 @@ import yaml
 from crossroads.config import Settings, load_settings
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.ledger.store import LedgerStore
 from crossroads.server.app import build_app
 from crossroads.server.graceful import gateway_server
 from crossroads.server.runtime import LEDGER_FILE
@@ -29,12 +30,12 @@ def write_config(tmp_path: Path, config: Mapping[str, Any]) -> Path:
 
 
 class GatewayThread:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: LedgerStore | None = None) -> None:
         self.settings = settings
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        app = build_app(settings)
+        app = build_app(settings, store)
         self.gateway = app.state.gateway_object
         self._server = gateway_server(app)  # configured as `crossroads serve` runs it
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
