@@ -45,7 +45,7 @@ class LedgerWriter:
         store: LedgerStore,
         *,
         batch_size: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.02,
         max_pending: int = 100_000,
         retry_delay: float = 0.1,
         max_retry_delay: float = 5.0,
