@@ -106,6 +106,21 @@ class BudgetError(RateLimitError):
     kind = "budget_exceeded"
 
 
+class ShuttingDownError(GatewayError):
+    """The gateway is shutting down and stopped this request before its answer was complete
+    (the grace period for requests in flight ran out). Retryable: another replica, or this
+    one after its restart, can serve it. 503, which the official SDKs retry."""
+
+    status = 503
+    kind = "service_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The gateway is shutting down and stopped this request; retry it.",
+            code="gateway_shutting_down",
+        )
+
+
 class UpstreamError(GatewayError):
     """An upstream host failed. `retryable` says whether another try (same or next deployment)
     may succeed; `upstream_status` is the host's own HTTP status, or None for transport errors.

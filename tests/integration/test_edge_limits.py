@@ -19,7 +19,8 @@ from openai import OpenAI
 
 from conftest import GatewayFactory, client, mock_config
 from crossroads.mockupstream import MockUpstreamThread
-from support.gateway import GatewayThread, start_gateway, write_config
+from support.gateway import GatewayThread, write_config
+from support.process import Served
 
 USER = [{"role": "user", "content": "hello"}]
 CAP = 60.0  # seconds: a generous bound for anything to happen on a busy machine
@@ -274,7 +275,8 @@ def test_thousands_of_slow_clients_do_not_starve_real_requests(
     config = mock_config(mock.url) | {
         "server": {"header_timeout": 600, "body_timeout": 600, "body_idle_timeout": 600}
     }
-    proc, url = start_gateway(write_config(tmp_path, config), tmp_path / "data", open_files=1024)
+    served = Served(write_config(tmp_path, config), tmp_path / "data", open_files=1024)
+    proc, url = served.proc, served.url
     try:
         port = int(url.rsplit(":", 1)[1])
         slow = []
@@ -299,6 +301,4 @@ def test_thousands_of_slow_clients_do_not_starve_real_requests(
     finally:
         sockets.close()
         proc.terminate()
-        proc.wait(timeout=CAP)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        served.wait(CAP)

@@ -19,6 +19,7 @@ import pytest
 
 from crossroads.errors import InvalidRequestError
 from crossroads.ledger import migrations as sqlite_migrations
+from crossroads.ledger import recovery
 from crossroads.ledger.postgres import PostgresLedgerStore
 from crossroads.ledger.postgres_migrations import LEDGER_LOCK, MIGRATIONS, MIGRATIONS_TABLE
 from crossroads.ledger.record import LedgerRecord, Status
@@ -263,3 +264,23 @@ def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
     assert caught.value.status == 503
     for text in (str(caught.value), repr(store)):
         assert "s3cr" not in text
+
+
+def test_a_recovery_file_replays_into_postgres_exactly_once(
+    database: Schema, tmp_path: Path
+) -> None:
+    """With the PostgreSQL ledger, records a gateway could not write at exit are spilled to the
+    data directory like SQLite's, and replayed into PostgreSQL at the next start."""
+    rng = random.Random(11)
+    records = [FULL, *(random_record(rng, n) for n in range(300))]
+    recovery.spill(tmp_path, records)
+    recovery.spill(tmp_path, records[:50])  # overlapping: replay must not duplicate
+
+    async def body(store: PostgresLedgerStore) -> tuple[int, list[LedgerRecord]]:
+        replayed = await recovery.replay(store, tmp_path)
+        return replayed, await store.recent(1000)
+
+    replayed, stored = run_postgres(database, body)
+    assert replayed == 351 and recovery.files(tmp_path) == []
+    assert sorted(r.request_id for r in stored) == sorted({r.request_id for r in records})
+    assert next(r for r in stored if r.request_id == FULL.request_id).cost_usd == FULL.cost_usd

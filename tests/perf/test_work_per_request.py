@@ -34,8 +34,9 @@ from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread, run_in_thread
 from crossroads.server.app import build_app
+from crossroads.server.graceful import uvicorn_config
 from crossroads.server.runtime import LEDGER_FILE
-from crossroads.server.serve import bind, uvicorn_config
+from crossroads.server.serve import bind
 from support.gateway import read_ledger
 
 REQUESTS = 200
@@ -43,9 +44,11 @@ REQUESTS = 200
 # Memory bounds, from a baseline measured when this test was written (2026-11-29, CPython 3.11,
 # uvloop; repeated runs): a request waiting on its upstream holds 32.0-32.7 KB of Python memory in
 # the gateway, its client connection included; after 400 requests, with the ledger flushed, the
-# gateway retains 110-260 B per request (free lists and caches, not a leak). The bounds are about
-# twice the baseline: room for library upgrades, but a per-request copy of a big buffer, a client
-# made per request, or a record, body or task kept per request fails them.
+# gateway retains 110-260 B per request (free lists and caches, not a leak). Since the requests
+# wait on answers the relay holds (2026-12-03) instead of a mock latency, which let the first
+# answers go before the last requests arrived, a waiting request measures 26.8-27.3 KB. The
+# bounds are about twice the baseline: room for library upgrades, but a per-request copy of a
+# big buffer, a client made per request, or a record, body or task kept per request fails them.
 HELD_BYTES_PER_IN_FLIGHT_REQUEST = 64_000
 IN_FLIGHT = 50
 RETAINED_BYTES_PER_REQUEST = 1_000
@@ -54,7 +57,9 @@ RETAINED_REQUESTS = 400
 
 class ConnectionCountingRelay:
     """A TCP relay on 127.0.0.1 in front of `target_port` that counts the connections opened
-    through it: how many upstream connections the gateway's pool really made."""
+    through it: how many upstream connections the gateway's pool really made. `hold_answers`
+    keeps the upstream's bytes from the gateway until `release_answers`: requests then wait on
+    their upstream for as long as a test needs, whatever the machine's speed."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -62,6 +67,8 @@ class ConnectionCountingRelay:
         self.port = 0
         self._writers: list[asyncio.StreamWriter] = []
         self._loop = asyncio.new_event_loop()
+        self._answers = asyncio.Event()
+        self._answers.set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
 
@@ -74,6 +81,18 @@ class ConnectionCountingRelay:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    def hold_answers(self) -> None:
+        self._on_loop(self._answers.clear)
+
+    def release_answers(self) -> None:
+        self._on_loop(self._answers.set)
+
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        async def act() -> None:
+            action()
+
+        asyncio.run_coroutine_threadsafe(act(), self._loop).result(timeout=60)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -98,9 +117,13 @@ class ConnectionCountingRelay:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, up_writer]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool
+        ) -> None:
             try:
                 while data := await src.read(65536):
+                    if answers:
+                        await self._answers.wait()
                     dst.write(data)
                     await dst.drain()
             except ConnectionError:
@@ -108,7 +131,9 @@ class ConnectionCountingRelay:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(
+            pipe(reader, up_writer, answers=False), pipe(up_reader, writer, answers=True)
+        )
 
 
 class ObservedStore:
@@ -219,8 +244,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             },
             "models": [
                 {"name": "m", "provider": "up", "upstream_model": "mock"},
-                # The mock holds each answer for a second: requests pile up in the gateway.
-                {"name": "parked", "provider": "up", "upstream_model": "mock:latency=1"},
             ],
         }
         path = tmp_path / "crossroads.yaml"
@@ -326,15 +349,23 @@ def test_python_memory_held_per_in_flight_request_stays_bounded(rig: Rig) -> Non
     included: what many concurrent slow requests cost."""
 
     def burst(while_parked: Callable[[], None]) -> None:
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
-            futures = [pool.submit(lambda: rig.client()(model="parked")) for _ in range(IN_FLIGHT)]
-            deadline = time.monotonic() + 10
-            while rig.mock.stats()["in_flight"] < IN_FLIGHT:
-                assert time.monotonic() < deadline, "requests did not reach the upstream"
-                time.sleep(0.01)
-            while_parked()
-            for future in futures:
-                future.result()
+        # The relay holds the mock's answers until every request has reached the mock, so all
+        # of them wait on their upstream at once: a count to wait for, not a time (a mock
+        # latency let the first answers go before the last requests arrived on a busy machine).
+        rig.relay.hold_answers()
+        try:
+            with ThreadPoolExecutor(IN_FLIGHT) as pool:
+                futures = [pool.submit(lambda: rig.client()()) for _ in range(IN_FLIGHT)]
+                cap = time.monotonic() + 600  # a generous cap against a hang, not a deadline
+                while len(rig.mock.requests()) < IN_FLIGHT:
+                    assert time.monotonic() < cap, "requests did not reach the upstream"
+                    time.sleep(0.01)
+                while_parked()
+                rig.relay.release_answers()
+                for future in futures:
+                    future.result()
+        finally:
+            rig.relay.release_answers()
 
     burst(lambda: None)  # warm: the upstream pool grows to IN_FLIGHT connections
     rig.mock.clear()

@@ -4,27 +4,24 @@ background thread with its own event loop, so sync tests can drive it with the o
 from __future__ import annotations
 
 import asyncio
-import re
-import resource
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import uvloop
 import yaml
 
 from crossroads.config import Settings, load_settings
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.ledger.store import LedgerStore
 from crossroads.server.app import build_app
+from crossroads.server.graceful import gateway_server
 from crossroads.server.protocol import EdgeProtocol
 from crossroads.server.runtime import LEDGER_FILE
-from crossroads.server.serve import bind, uvicorn_config
+from crossroads.server.serve import bind
 
 
 def write_config(tmp_path: Path, config: Mapping[str, Any]) -> Path:
@@ -34,16 +31,14 @@ def write_config(tmp_path: Path, config: Mapping[str, Any]) -> Path:
 
 
 class GatewayThread:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: LedgerStore | None = None) -> None:
         self.settings = settings
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        app = build_app(settings)
+        app = build_app(settings, store)
         self.gateway = app.state.gateway_object
-        # The production configuration (the edge protocol and its limits), as `crossroads
-        # serve` builds it.
-        self._server = uvicorn.Server(uvicorn_config(app, settings, graceful_shutdown=10))
+        self._server = gateway_server(app)  # configured as `crossroads serve` runs it
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
         self.clients: list[Any] = []  # test clients to close with the gateway
         self._error: BaseException | None = None
@@ -112,50 +107,6 @@ def gateway_for(
     path = write_config(tmp_path, config)
     settings = load_settings(path, data_dir=tmp_path / "data", environ=environ or {})
     return GatewayThread(settings)
-
-
-def start_gateway(
-    config_path: Path, data_dir: Path, workers: int = 1, *, open_files: int | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    """`crossroads serve` as its own process on an OS-chosen port; returns it and its URL once
-    it serves. `open_files`: the soft open-file limit it starts with (as a shell's `ulimit -Sn`
-    would set it), instead of this process's."""
-
-    def limit_open_files() -> None:
-        if open_files is not None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crossroads",
-            "serve",
-            "--config",
-            str(config_path),
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=limit_open_files,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in proc.stdout:
-        match = re.search(r"serving on (http://[\d.]+:\d+)", line)
-        if match:
-            return proc, match.group(1)
-        assert time.monotonic() < deadline, "gateway did not start"
-    raise AssertionError(f"gateway exited early with {proc.wait()}")
 
 
 def counted_spend(gw: GatewayThread, budget_key: str) -> int:

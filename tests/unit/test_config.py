@@ -209,3 +209,20 @@ def test_the_json_depth_bound_matches_what_orjson_encodes() -> None:
     from crossroads.ingress.body import ORJSON_MAX_DEPTH
 
     assert MAX_JSON_DEPTH == ORJSON_MAX_DEPTH - 1
+
+
+def test_shutdown_and_ledger_durability_settings(tmp_path: Path) -> None:
+    defaults = load_settings(None, environ={})
+    assert (defaults.shutdown_grace, defaults.ledger_drain_timeout) == (30.0, 10.0)
+    assert defaults.ledger_backlog_limit == 10_000
+    text = "server:\n  shutdown_grace: 1.5\n  ledger_drain_timeout: 0\n  ledger_backlog_limit: 5\n"
+    settings = load_settings(write(tmp_path, text), environ={})
+    assert (settings.shutdown_grace, settings.ledger_drain_timeout) == (1.5, 0.0)
+    assert settings.ledger_backlog_limit == 5
+    for bad, key in [
+        ("shutdown_grace: -1", "shutdown_grace"),
+        ("shutdown_grace: .nan", "shutdown_grace"),
+        ("ledger_drain_timeout: 86400", "ledger_drain_timeout"),
+        ("ledger_backlog_limit: 0", "ledger_backlog_limit"),
+    ]:
+        assert f"server.{key}" in error_for(tmp_path, f"server:\n  {bad}\n")

@@ -281,3 +281,60 @@ def test_submit_rejects_bad_records_and_submits_after_close() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         writer.submit(record(1))
     assert writer.pending == 0
+
+
+def test_aclose_within_hands_back_what_a_failing_store_did_not_take() -> None:
+    """A store that keeps failing (a full disk) must not keep the process from exiting: past
+    `within` seconds, aclose returns the unwritten records, oldest first, to be saved."""
+    store = MemoryStore(fail_first=10**9)
+
+    async def main() -> None:
+        writer = LedgerWriter(store, batch_size=10, retry_delay=0.001, max_retry_delay=0.01)
+        await writer.start()
+        for n in range(25):
+            writer.submit(record(n))
+        while writer.failed_writes == 0:  # noqa: ASYNC110 - a condition, not a time
+            await asyncio.sleep(0.001)
+        assert writer.failing and not writer.healthy
+        unwritten = await writer.aclose(within=0.05)
+        assert [r.request_id for r in unwritten] == [record(n).request_id for n in range(25)]
+        assert writer.pending == 0
+        assert await writer.aclose(within=0.05) == []  # idempotent, nothing handed back twice
+
+    asyncio.run(main())
+    assert store.ids == []
+
+
+def test_aclose_within_returns_nothing_when_the_store_takes_everything() -> None:
+    store = MemoryStore()
+
+    async def main() -> None:
+        writer = LedgerWriter(store, batch_size=10, flush_interval=3600)
+        await writer.start()
+        for n in range(25):
+            writer.submit(record(n))
+        assert await writer.aclose(within=60) == []
+
+    asyncio.run(main())
+    assert sorted(store.ids) == [record(n).request_id for n in range(25)]
+
+
+def test_failing_clears_once_a_write_succeeds_and_healthy_follows_the_backlog() -> None:
+    store = MemoryStore(fail_first=2)
+
+    async def main() -> None:
+        writer = LedgerWriter(
+            store, batch_size=5, max_pending=3, retry_delay=0.001, max_retry_delay=0.001
+        )
+        store.gate.clear()
+        await writer.start()
+        for n in range(5):
+            writer.submit(record(n))
+        assert not writer.failing and not writer.healthy  # 5 waiting > max_pending 3
+        store.gate.set()
+        await store.wrote.wait()  # after two failures, the batch went in
+        assert writer.failed_writes == 2
+        assert not writer.failing and writer.healthy
+        await writer.aclose()
+
+    asyncio.run(main())

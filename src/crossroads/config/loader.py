@@ -162,6 +162,9 @@ def load_settings(
         data_dir=Path(resolved_dir).expanduser(),
         max_body_bytes=config.server.max_body_bytes,
         request_timeout=config.server.request_timeout,
+        shutdown_grace=config.server.shutdown_grace,
+        ledger_drain_timeout=config.server.ledger_drain_timeout,
+        ledger_backlog_limit=config.server.ledger_backlog_limit,
         max_upstream_message_chars=config.server.max_upstream_message_chars,
         catalog=catalog,
         providers=tuple(providers.values()),
@@ -339,6 +342,12 @@ def _check_server(settings: Settings, source: _Source) -> None:
         raise source.error("$.server.max_body_bytes", "must be at least 1024")
     if settings.request_timeout <= 0:
         raise source.error("$.server.request_timeout", "must be a positive number of seconds")
+    for name in ("shutdown_grace", "ledger_drain_timeout"):
+        seconds = getattr(settings, name)
+        if not 0 <= seconds <= 3600:  # also refuses NaN
+            raise source.error(f"$.server.{name}", "must be a number of seconds from 0 to 3600")
+    if settings.ledger_backlog_limit < 1:
+        raise source.error("$.server.ledger_backlog_limit", "must be at least 1")
     if not 1 <= settings.max_json_depth <= MAX_JSON_DEPTH:
         raise source.error("$.server.max_json_depth", f"must be 1 to {MAX_JSON_DEPTH}")
     if not 16 <= settings.max_model_name_chars <= 65536:

@@ -18,6 +18,15 @@ class ServerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 10 * 1024 * 1024
     # The overall deadline of one request, all attempts included, in seconds.
     request_timeout: float = 600.0
+    # Shutdown and the ledger's durability (docs/operations.md). Seconds requests in flight may
+    # run after SIGTERM before they are ended with a 503 "shutting down" error and recorded.
+    shutdown_grace: float = 30.0
+    # Seconds to flush the ledger at exit; what the store did not take by then is saved to a
+    # recovery file in data_dir and written to the store at the next start.
+    ledger_drain_timeout: float = 10.0
+    # Ledger records waiting to be written past which /readyz answers 503 (and an error is
+    # logged); records are still kept, never dropped.
+    ledger_backlog_limit: int = 10_000
     # Input limits that keep refused requests cheap and every request ledgered (issue 11):
     # request bodies nesting JSON deeper than this are refused with 400 (1-253).
     max_json_depth: int = 64

@@ -63,6 +63,10 @@ class Settings:
     limits_backend: Literal["memory", "redis"] = "memory"
     redis_url: str | None = field(default=None, repr=False)
     baselines: Baselines = field(default_factory=Baselines)
+    # Shutdown and the ledger's durability (server section; docs/operations.md).
+    shutdown_grace: float = 30.0  # seconds requests in flight may finish after SIGTERM
+    ledger_drain_timeout: float = 10.0  # seconds to flush the ledger at exit before spilling
+    ledger_backlog_limit: int = 10_000  # unwritten records past which /readyz says not ready
     # Input limits (server section; README "Configuration").
     max_json_depth: int = 64
     max_model_name_chars: int = 256

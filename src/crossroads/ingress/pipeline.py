@@ -165,9 +165,13 @@ class Call:
         its limit, an integer beyond 64 bits), a 400; any other exception is logged and
         becomes a 500 in the API's shape with an error record; a cancelled task (shutdown) is
         recorded as cancelled and the cancellation goes on. A response that `work` returned
-        without ending the call, or handing it to a stream, is recorded as an internal error."""
+        without ending the call, or handing it to a stream, is recorded as an internal error.
+
+        `work` runs as stoppable (`crossroads.ingress.inflight`): shutdown ends it past its
+        grace period with ShuttingDownError, answered and recorded like any GatewayError."""
         try:
-            response = await work(self, request)
+            async with self.services.inflight.region():
+                response = await work(self, request)
         except GatewayError as exc:
             self.failed(exc)
             return errors(exc, self)

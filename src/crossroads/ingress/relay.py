@@ -6,8 +6,9 @@ One upstream read often completes many chunks (a fast host, or a burst after a s
 adapter marked `more` are held and sent with the one that follows, so a read's worth of events
 costs one write to the client instead of one per event; a chunk without the mark is sent at once.
 The last bytes go out with the end of the body. The client going away cancels the relay and the
-upstream with it (`CancelOnDisconnect`). Exactly one ledger record is submitted, whatever ends
-the stream: the relay ends its `Call`."""
+upstream with it (`CancelOnDisconnect`); so does a shutdown whose grace period is over
+(`InFlight`), which ends the stream with the API's error event. Exactly one ledger record is
+submitted, whatever ends the stream: the relay ends its `Call`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from crossroads.errors import GatewayError, UpstreamError
+from crossroads.errors import GatewayError, ShuttingDownError, UpstreamError
 from crossroads.ingress.body import ClientGone
 from crossroads.ingress.disconnect import CancelOnDisconnect
 from crossroads.ingress.pipeline import Call, internal_error
@@ -44,8 +45,9 @@ class StreamEncoder(Protocol):
         """The bytes that close a complete stream."""
         ...
 
-    def error(self, exc: UpstreamError) -> bytes:
-        """The event that ends a stream the upstream broke after its first byte."""
+    def error(self, exc: GatewayError) -> bytes:
+        """The event that ends a stream after its first byte: the upstream broke it, or the
+        gateway is shutting down (ShuttingDownError)."""
         ...
 
     def usage(self) -> Usage:
@@ -78,13 +80,15 @@ class StreamRelay(Response):
         stream, encoder, call = self._stream, self._encoder, self._call
         status: Status = Status.CANCELLED
         error: GatewayError | None = None
+        started = ended = False
+        pending: list[bytes] = []
         try:
-            async with CancelOnDisconnect(receive):
+            async with call.services.inflight.region(), CancelOnDisconnect(receive):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
+                started = True
                 call.exchange.first_byte()
-                pending: list[bytes] = []
                 try:
                     chunk: StreamChunk | None = stream.first
                     while chunk is not None:
@@ -109,8 +113,19 @@ class StreamRelay(Response):
                     status, error = Status.ERROR, internal
                     pending.append(encoder.error(_as_upstream(internal)))
                 await send(_body(pending, more=False))
+                ended = True
         except ClientGone:
             pass  # recorded as cancelled below; there is nobody to answer
+        except ShuttingDownError as exc:
+            # Past the shutdown grace period: end the stream with the API's error event.
+            if not ended:
+                status, error = Status.ERROR, exc
+                if not started:
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                    )
+                pending.append(encoder.error(exc))
+                await send(_body(pending, more=False))
         finally:
             await _close_quietly(stream)
             call.end(status, usage=_usage(encoder), error=error)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from crossroads.governance.gate import Gate
 from crossroads.ingress.body import DepthGauge
+from crossroads.ingress.inflight import InFlight
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
@@ -26,3 +27,4 @@ class Services:
     scrub: Scrubber = field(default_factory=Scrubber)  # error text bound for a client or ledger
     json_depth: DepthGauge = field(default_factory=DepthGauge)  # server.max_json_depth
     max_model_name_chars: int = 256  # server.max_model_name_chars
+    inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace

@@ -6,7 +6,10 @@ and `sqlite_rollup_query.py`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -38,6 +41,8 @@ from crossroads.ledger.store import (
 
 __all__ = ["COLUMNS", "SQLiteLedgerStore"]
 
+logger = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -53,6 +58,15 @@ class SQLiteLedgerStore:
     for another process's write lock before failing. Pragmas: journal_mode=WAL (readers never
     block the writer), synchronous=NORMAL (durable across process crashes; a power loss may drop
     the last commits, never corrupt the file).
+
+    The `-shm` file: in WAL mode SQLite maps it into memory, and if something truncates it while
+    mapped, SQLite's next touch of the mapping kills the process with SIGBUS. So before every
+    call the store checks it: a file shrunk in place is extended back to its size (SQLite then
+    rebuilds the index it held from the WAL, as after a crash), and a file removed or replaced
+    (this process would keep using the old one while other processes used the new: two indexes
+    of one WAL) fails every call with LedgerStoreError until a restart, which the writer
+    retries and the readiness probe reports. A truncation in the instant between the check and
+    SQLite's access can still crash the process.
     """
 
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, create: bool = True) -> None:
@@ -65,6 +79,9 @@ class SQLiteLedgerStore:
         self._closed = False
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._rows_per_insert = 1  # set from the connection's limit when it opens
+        # The -shm file as last seen: (device, inode) and size; touched only on the worker.
+        self._shm_id: tuple[int, int] | None = None
+        self._shm_size = 0
 
     @property
     def path(self) -> Path:
@@ -192,11 +209,60 @@ class SQLiteLedgerStore:
             raise LedgerStoreError("the SQLite ledger store is not open")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(
+                executor, functools.partial(self._guarded, functools.partial(fn, *args, **kwargs))
+            )
         except (sqlite3.Error, OSError) as exc:
             raise LedgerStoreError(f"SQLite ledger store at {self._path}: {exc}") from exc
 
     # Everything below runs on the worker thread only.
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        """Runs `fn` after checking the -shm file (see the class docstring)."""
+        self._check_shm()
+        try:
+            return fn()
+        finally:
+            self._note_shm()
+
+    def _shm_path(self) -> Path:
+        return self._path.with_name(self._path.name + "-shm")
+
+    def _check_shm(self) -> None:
+        if self._shm_id is None:
+            return
+        path = self._shm_path()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self._shm_id:
+            raise LedgerStoreError(
+                f"{path} was removed or replaced while the ledger was open; not touching the "
+                "ledger again until the gateway restarts (records are kept and saved at exit)"
+            )
+        if st.st_size < self._shm_size:
+            os.truncate(path, self._shm_size)
+            logger.error(
+                "%s was truncated from %d to %d bytes while the ledger was open (SQLite would "
+                "crash with SIGBUS); extended back: SQLite rebuilds its index from the WAL",
+                path,
+                self._shm_size,
+                st.st_size,
+            )
+
+    def _note_shm(self) -> None:
+        """Records the -shm file's identity once open, and its size as SQLite grows it."""
+        if self._conn is None:
+            return
+        try:
+            st = os.stat(self._shm_path())
+        except FileNotFoundError:
+            return  # not in WAL mode with a shared index (or removed: the next check says so)
+        if self._shm_id is None:
+            self._shm_id = (st.st_dev, st.st_ino)
+        if (st.st_dev, st.st_ino) == self._shm_id and st.st_size > self._shm_size:
+            self._shm_size = st.st_size
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -351,6 +417,9 @@ class SQLiteLedgerStore:
 
     def _close_sync(self) -> None:
         if self._conn is not None:
+            # Closing the last connection checkpoints the WAL through the -shm mapping.
+            with contextlib.suppress(LedgerStoreError, OSError):
+                self._check_shm()  # a replaced file is harmless here: the mapping is the old one
             self._conn.close()
             self._conn = None
 

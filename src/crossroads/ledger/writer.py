@@ -1,6 +1,8 @@
 """Writes ledger records off the request path: `submit` appends to an in-memory queue, one
 background task writes batches to the `LedgerStore`, retrying failures until they succeed, and
-`aclose` drains everything on shutdown. Losing ledger data is the one thing it must not do."""
+`aclose` drains everything on shutdown, or, past its timeout, hands back what the store would
+not take (for `crossroads.ledger.recovery` to keep). Losing ledger data is the one thing it must
+not do."""
 
 from __future__ import annotations
 
@@ -26,10 +28,14 @@ class LedgerWriter:
     request ids, so retrying a write whose outcome was unknown cannot duplicate rows.
 
     Memory: records wait in memory while the store is slow or down. Past `max_pending` the
-    writer logs one error (again only after the backlog has drained below it) and keeps
-    accepting: the bound is operational, not enforced, because dropping records is worse than
-    memory growth. A record takes about 0.5 KB (more with long error messages), so the default
-    100,000 is some 50 to 100 MB.
+    writer logs one error (again only after the backlog has drained below it), reports itself
+    unhealthy (`healthy`, which the readiness probe reads) and keeps accepting: the bound is
+    operational, not enforced, because dropping records is worse than memory growth. A record
+    takes about 0.5 KB (more with long error messages), so 100,000 is some 50 to 100 MB.
+
+    A process crash (SIGKILL, a fatal signal) loses what is in memory: the records submitted
+    in the last `flush_interval` seconds plus the batch being written, or the whole backlog
+    while the store is failing (docs/operations.md has the measured figure).
 
     Not thread-safe: call every method from the event loop's thread.
     """
@@ -39,7 +45,7 @@ class LedgerWriter:
         store: LedgerStore,
         *,
         batch_size: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.02,
         max_pending: int = 100_000,
         retry_delay: float = 0.1,
         max_retry_delay: float = 5.0,
@@ -62,6 +68,7 @@ class LedgerWriter:
         self._over_limit = False
         self._flushed = 0
         self._failed_writes = 0
+        self._failing = False  # the last write raised and none has succeeded since
 
     @property
     def pending(self) -> int:
@@ -77,6 +84,21 @@ class LedgerWriter:
     def failed_writes(self) -> int:
         """Store writes that raised and were retried."""
         return self._failed_writes
+
+    @property
+    def failing(self) -> bool:
+        """True while the store is failing: the last write raised and none has succeeded since
+        (a store that stays down keeps it True while the batch is retried)."""
+        return self._failing
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
+
+    @property
+    def healthy(self) -> bool:
+        """False while the store is failing or the backlog is past `max_pending`."""
+        return not self._failing and self.pending <= self._max_pending
 
     def submit(self, record: LedgerRecord) -> None:
         """Queues `record` for writing. O(1); never blocks, awaits or touches the store, so it is
@@ -110,19 +132,37 @@ class LedgerWriter:
             raise RuntimeError("the ledger writer is already started or closed")
         self._task = asyncio.create_task(self._run(), name="crossroads-ledger-writer")
 
-    async def aclose(self) -> None:
-        """Stops accepting records, writes every pending one and returns when all are written
-        (starting the flush task if `start` was never called). Idempotent.
+    async def aclose(self, within: float | None = None) -> list[LedgerRecord]:
+        """Stops accepting records, writes every pending one and returns [] when all are
+        written (starting the flush task if `start` was never called). Idempotent.
 
-        While the store keeps failing this keeps retrying and does not return; to bound
-        shutdown, wrap it in `asyncio.timeout`. Cancelling it does not cancel the flush task,
-        which carries on while the loop runs; `pending` says how many records are unwritten.
+        Without `within`, while the store keeps failing this keeps retrying and does not
+        return; cancelling it then does not cancel the flush task, which carries on while the
+        loop runs. With `within`, it gives up after that many seconds: the flush task is
+        stopped (a batch it was writing goes back to the queue, though the store may still
+        commit it: writes are idempotent, so writing it again later is harmless) and the
+        records not known to be written are returned, oldest first, for the caller to keep
+        elsewhere; the writer keeps no reference to them.
         """
         self._accepting = False
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="crossroads-ledger-writer")
         self._wake.set()
-        await asyncio.shield(self._task)
+        task = self._task
+        if within is None:
+            if not task.cancelled():  # cancelled: an earlier aclose gave up, taking the queue
+                await asyncio.shield(task)
+            return []
+        done, _ = await asyncio.wait([task], timeout=within)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif not task.cancelled() and task.exception() is not None:
+            logger.error("the ledger writer's flush task failed", exc_info=task.exception())
+        unwritten = list(self._queue)
+        self._queue.clear()
+        return unwritten
 
     async def _run(self) -> None:
         while True:
@@ -152,11 +192,13 @@ class LedgerWriter:
                 attempt += 1
                 try:
                     await self._store.write(batch)
+                    self._failing = False
                     break
                 except Exception:
                     # Anything: a store error, a driver bug. Retried, since dropping the batch
                     # would lose data; the log says which batch (ids only, never contents).
                     self._failed_writes += 1
+                    self._failing = True
                     logger.error(
                         "ledger write of %d records (request ids %s..%s) failed, attempt %d; "
                         "retrying in %.2fs",

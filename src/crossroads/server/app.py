@@ -38,13 +38,25 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 when the gateway can serve and record: providers started, the ledger store answers
+    and the ledger writer is keeping up. 503 otherwise: while starting, when the store cannot
+    be reached, when its last write failed (and none has succeeded since: a full disk passes a
+    ping, which writes nothing), or when more records wait than `ledger_backlog_limit`."""
     gateway: Gateway = request.app.state.gateway
     checks: dict[str, str] = {"config": "ok", "providers": "ok" if gateway.ready else "starting"}
+    writer = gateway.ledger
     try:
         await gateway.store.ping()
         checks["ledger"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready; reported, not raised
         checks["ledger"] = f"not writable: {type(exc).__name__}"
+    else:
+        if writer.failing:
+            checks["ledger"] = f"writes failing: {writer.pending} records waiting"
+        elif writer.pending > writer.max_pending:
+            checks["ledger"] = (
+                f"backlog: {writer.pending} records waiting (limit {writer.max_pending})"
+            )
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

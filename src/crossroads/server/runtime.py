@@ -1,8 +1,11 @@
 """The running gateway: providers, router, ledger, built from Settings once at start.
 
-Start-up order: ledger store, ledger writer, providers (the embedded model loads here, off the
-event loop). Shutdown runs after the server has stopped taking requests and finished the ones in
-flight: providers close, then the ledger writer flushes every pending record, then the store.
+Start-up order: ledger store, the records of any recovery file (`crossroads.ledger.recovery`)
+written to it, ledger writer, providers (the embedded model loads here, off the event loop).
+Shutdown runs after the server has stopped taking requests and ended the ones in flight
+(`crossroads.server.graceful`): providers close, then the ledger writer flushes every pending
+record, for up to `ledger_drain_timeout` seconds; what the store did not take by then is
+spilled to a recovery file beside the ledger; then the store closes.
 While it runs, every log record is scrubbed of the configured secrets (`crossroads.scrub`)."""
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from crossroads.governance.store import GovernanceStore
 from crossroads.ingress.body import DepthGauge
 from crossroads.ingress.openai import models_body
 from crossroads.ingress.services import Services
+from crossroads.ledger import recovery
 from crossroads.ledger.sqlite import SQLiteLedgerStore
-from crossroads.ledger.store import LedgerStore
+from crossroads.ledger.store import LedgerStore, LedgerStoreError
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.providers.base import Provider
 from crossroads.providers.registry import load_factory
@@ -78,7 +82,7 @@ class Gateway:
         self.table = RoutingTable(settings.deployments, settings.aliases)
         self.router = Router(self.table, self.providers, settings.routing, scrub=self.scrub)
         self.store = store or ledger_store(settings)
-        self.ledger = LedgerWriter(self.store)
+        self.ledger = LedgerWriter(self.store, max_pending=settings.ledger_backlog_limit)
         self.gate = Gate(
             mode=settings.auth_mode,
             admin_key=settings.admin_key,
@@ -103,6 +107,9 @@ class Gateway:
             max_model_name_chars=settings.max_model_name_chars,
         )
         self.ready = False
+        self.unsaved_records = 0
+        """Ledger records this run lost at shutdown: neither in the store nor in a recovery
+        file (the disk refused both). The server exits non-zero when it is not 0."""
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -115,6 +122,7 @@ class Gateway:
         app.state.services = self.services
         app.state.gateway = self
         await self.store.open()
+        await self._replay_recovery_files()
         await self.ledger.start()
         await self.gate.start()
         prober: asyncio.Task[None] | None = None
@@ -142,6 +150,49 @@ class Gateway:
                 *(p.aclose() for p in self.providers.values()), return_exceptions=True
             )
             await self.gate.aclose()
-            await self.ledger.aclose()
-            await self.store.close()
-            log.info("ledger flushed; %d records written this run", self.ledger.flushed)
+            await self._drain_ledger()
+
+    async def _replay_recovery_files(self) -> None:
+        """Writes what an earlier run spilled. A store that refuses leaves the files for the
+        next start; the gateway starts anyway (its readiness shows the store's state)."""
+        try:
+            replayed = await recovery.replay(self.store, self.settings.data_dir)
+        except (LedgerStoreError, OSError) as exc:
+            log.error("ledger recovery files not replayed (kept for the next start): %s", exc)
+            return
+        if replayed:
+            log.warning("%d ledger records from an earlier run written to the store", replayed)
+
+    async def _drain_ledger(self) -> None:
+        """Flushes the ledger writer for up to `ledger_drain_timeout` seconds, spills what the
+        store did not take to a recovery file, then closes the store (also bounded: a store
+        that hangs must not keep the process alive)."""
+        timeout = self.settings.ledger_drain_timeout
+        unwritten = await self.ledger.aclose(within=timeout)
+        if unwritten:
+            try:
+                path = recovery.spill(self.settings.data_dir, unwritten)
+            except OSError as exc:
+                self.unsaved_records = len(unwritten)
+                log.critical(
+                    "LEDGER RECORDS LOST: %d records could not be written to the store nor "
+                    "saved to a recovery file in %s (%s); any complete lines of a partial "
+                    "file there are replayed at the next start",
+                    len(unwritten),
+                    self.settings.data_dir,
+                    exc,
+                )
+            else:
+                log.error(
+                    "the ledger store did not take %d records within %gs; saved to %s, "
+                    "written to the store at the next start",
+                    len(unwritten),
+                    timeout,
+                    path,
+                )
+        try:
+            async with asyncio.timeout(timeout):
+                await self.store.close()
+        except TimeoutError:
+            log.error("the ledger store did not close within %gs; leaving it", timeout)
+        log.info("ledger flushed; %d records written this run", self.ledger.flushed)

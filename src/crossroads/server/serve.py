@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import faulthandler
 import gc
 import logging
 import os
@@ -12,15 +14,16 @@ import resource
 import signal
 import socket
 import sys
+from types import FrameType
 
-import uvicorn
 import uvloop
-from starlette.types import ASGIApp
 
 from crossroads.config import Settings
 from crossroads.scrub import scrubbing_logs
+from crossroads.server import instance
 from crossroads.server.app import build_app
-from crossroads.server.protocol import ConnectionLimits, default_max_connections, protocol_class
+from crossroads.server.graceful import gateway_server
+from crossroads.server.runtime import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,20 @@ def banner(settings: Settings, host: str, port: int) -> str:
 
 def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -> None:
     """Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets requests
-    in flight finish (up to 30 s), and flushes the ledger.
+    in flight finish for up to `settings.shutdown_grace` seconds, ends the rest with a 503 in
+    their API's shape (each recorded), and flushes the ledger for up to
+    `settings.ledger_drain_timeout` seconds, spilling what the store did not take to a recovery
+    file (`crossroads.server.graceful`, `crossroads.server.runtime`). Exits 1 when records were
+    lost (the store and the disk both refused them) or a worker failed; otherwise it ends by
+    the signal it was stopped with, as uvicorn does.
+
+    Refuses to start (exit 1, one line on stderr) while another process holds the data
+    directory's lock or the port (`crossroads.server.instance`).
 
     With `workers` > 1 that many processes are forked, each with its own event loop,
     connection pools and ledger writer (SQLite in WAL mode, or PostgreSQL, takes their writes);
-    the parent only supervises and forwards signals. Each worker listens on a socket of its own
+    the parent only supervises and forwards signals, and the workers die with it (they get
+    SIGTERM if it is killed). Each worker listens on a socket of its own
     bound to the same port (SO_REUSEPORT), so the kernel spreads new connections evenly: on one
     shared socket, whichever worker is awake when a burst of connections arrives accepts most
     of them, and keep-alive clients then load that one worker for as long as they stay
@@ -80,33 +92,47 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
     the port, bound but not listening, until the workers are gone. Rate limits and budgets
     are exact across workers only with the Redis limits backend."""
     raise_open_file_limit()
+    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGBUS) at least logs where it struck
     spread = workers > 1 and REUSE_PORT
-    sock = bind(settings.host, settings.port, reuse_port=spread)
+    try:
+        lock_fd = instance.lock(settings.data_dir)
+        if spread:
+            instance.check_port_free(settings.host, settings.port)
+        try:
+            sock = bind(settings.host, settings.port, reuse_port=spread)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise instance.port_in_use(settings.host, settings.port) from None
+            raise
+    except instance.AlreadyServingError as exc:
+        print(f"crossroads: {exc}", file=sys.stderr)
+        sys.exit(1)
     host, port = sock.getsockname()[:2]
     if workers <= 1:
         try:
-            ok = _run_worker(settings, sock, log_level, announce=(host, port))
+            code = _run_worker(settings, sock, log_level, announce=(host, port))
         finally:
             sock.close()
-        if not ok:
-            sys.exit(1)
+            os.close(lock_fd)
+        _exit(code)
         return
     children: list[int] = []
+    parent = os.getpid()
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker: no supervisor state, default signal handling
             code = 1
             try:
+                instance.die_with_parent(parent)
                 own = sock
                 if spread:
                     own = bind(host, port, reuse_port=True)
                     sock.close()  # the parent's copy keeps the port
-                ok = _run_worker(
+                code = _run_worker(
                     settings, own, log_level, announce=(host, port) if index == 0 else None
                 )
-                code = 0 if ok else 1
             finally:
-                os._exit(code)
+                _exit(code, hard=True)
         children.append(pid)
     if not spread:
         sock.close()  # the workers share it; with SO_REUSEPORT the parent's keeps the port
@@ -133,45 +159,9 @@ def serve(settings: Settings, *, log_level: str = "warning", workers: int = 1) -
             # rather than leaving a half-sized gateway running unnoticed.
             forward(signal.SIGTERM, None)
     sock.close()
+    os.close(lock_fd)
     if failed:
         sys.exit(1)
-
-
-def uvicorn_config(
-    app: ASGIApp,
-    settings: Settings,
-    *,
-    log_level: str = "warning",
-    graceful_shutdown: int = 30,
-) -> uvicorn.Config:
-    """The uvicorn configuration `crossroads serve` runs `app` with (tests use it too): the
-    httptools parser under `EdgeProtocol`, with the connection limits from `settings`. The
-    connection cap defaults to one derived from this process's open-file limit."""
-    edge = settings.edge
-    limits = ConnectionLimits(
-        max_header_bytes=edge.max_header_bytes,
-        max_headers=edge.max_headers,
-        header_timeout=edge.header_timeout,
-        body_timeout=edge.body_timeout,
-        body_idle_timeout=edge.body_idle_timeout,
-        keep_alive_timeout=edge.keep_alive_timeout,
-        max_connections=edge.max_connections
-        or default_max_connections(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
-    )
-    return uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=protocol_class(limits),
-        ws="none",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=graceful_shutdown,
-        server_header=False,
-        # Nothing reads the client's address, so uvicorn's X-Forwarded-For rewriting (a
-        # middleware layer on every request) is off.
-        proxy_headers=False,
-    )
 
 
 def raise_open_file_limit() -> int:
@@ -188,6 +178,19 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+def _exit(code: int, *, hard: bool = False) -> None:
+    """Ends the process with `code`: a negative one by that signal (default action), as a
+    server stopped by SIGTERM is expected to end; with `hard`, never returns (a forked worker
+    must not run its parent's code on the way out)."""
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        signal.raise_signal(-code)
+    if hard:
+        os._exit(max(code, 1) if code < 0 else code)
+    if code > 0:
+        sys.exit(code)
+
+
 def _settle_heap() -> None:
     """Once started: moves everything built at start-up (config, catalog, routes, imported
     modules) out of the garbage collector's sight (`gc.freeze`), so its collections walk only
@@ -200,11 +203,22 @@ def _settle_heap() -> None:
 
 def _run_worker(
     settings: Settings, sock: socket.socket, log_level: str, announce: tuple[str, int] | None
-) -> bool:
-    """Runs one server process on `sock` until shutdown; True if it started. Prints the banner
-    once it serves, when `announce` gives the address to show."""
+) -> int:
+    """Runs one server process on `sock` until shutdown and returns its exit code: 0 after a
+    clean stop, 1 if it did not start or lost ledger records at shutdown, or minus the signal
+    (SIGTERM) that stopped it, for the caller to end by. Prints the banner once it serves,
+    when `announce` gives the address to show."""
     app = build_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+    gateway: Gateway = app.state.gateway_object
+    server = gateway_server(app, log_level=log_level)
+    stopped_by: list[int] = []
+
+    def note_stop(signum: int, frame: FrameType | None) -> None:
+        # Installed before uvicorn's own handler, so uvicorn restores it and re-raises the
+        # signal into it once shut down: the exit code is decided below, not by the default
+        # action, and a signal arriving before uvicorn listens still stops the server.
+        stopped_by.append(signum)
+        server.handle_exit(signum, frame)
 
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -217,11 +231,14 @@ def _run_worker(
                 print(banner(settings, *announce), flush=True)
         await task
 
+    signal.signal(signal.SIGTERM, note_stop)
     # For the worker's whole life, not only the app's lifespan: uvicorn logs a failed start-up
     # (with the exception and its traceback) after the lifespan has ended.
     with (
-        scrubbing_logs(app.state.gateway_object.scrub),
+        scrubbing_logs(gateway.scrub),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
         runner.run(run())
-    return bool(server.started)
+    if not server.started or gateway.unsaved_records:
+        return 1
+    return -signal.SIGTERM if stopped_by else 0

@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import GatewayError, UpstreamError
+from crossroads.errors import GatewayError
 from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
@@ -104,7 +104,7 @@ class _ChunkEncoder:
     def end(self) -> bytes:
         return DONE
 
-    def error(self, exc: UpstreamError) -> bytes:
+    def error(self, exc: GatewayError) -> bytes:
         return stream_error_event(exc)
 
     def usage(self) -> Usage:
