@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from conftest import client, mock_config
-from crossroads.ledger.record import LedgerRecord
+from crossroads.ledger.record import LedgerRecord, UsageSource
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread
 from support.chart_checks import (
@@ -86,6 +87,12 @@ def economics_config(url: str) -> dict[str, Any]:
                 "name": "kimi",
                 "provider": "together",
                 "upstream_model": "mock:usage=1200/300,latency=0.05,drip=0.01",
+                "catalog_model": "moonshotai/kimi-k2-0905",
+            },
+            {
+                "name": "kimi-quiet",  # an upstream that reports no usage: the gateway estimates
+                "provider": "together",
+                "upstream_model": "mock:no_usage,latency=0.05,drip=0.01",
                 "catalog_model": "moonshotai/kimi-k2-0905",
             },
             {
@@ -233,8 +240,9 @@ def floor_hour(moment: datetime) -> datetime:
 
 
 def make_requests(gw: GatewayThread) -> int:
-    """Real requests through the official client: priced (some streamed), unpriced, refused by
-    the upstream, and for an unknown model. Returns how many were made."""
+    """Real requests through the official client: priced (some streamed, two with estimated
+    usage), unpriced, refused by the upstream, and for an unknown model. Returns how many were
+    made."""
     openai_client = client(gw)
     for _ in range(4):
         openai_client.chat.completions.create(model="kimi", messages=USER)  # type: ignore[arg-type]
@@ -248,6 +256,13 @@ def make_requests(gw: GatewayThread) -> int:
         for _chunk in stream:
             pass
     for _ in range(2):
+        for _chunk in openai_client.chat.completions.create(
+            model="kimi-quiet",
+            messages=USER,  # type: ignore[arg-type]
+            stream=True,
+        ):
+            pass
+    for _ in range(2):
         openai_client.chat.completions.create(model="lab", messages=USER)  # type: ignore[arg-type]
     for model, error in (
         ("kimi-refused", openai.BadRequestError),
@@ -256,7 +271,7 @@ def make_requests(gw: GatewayThread) -> int:
     ):
         with pytest.raises(error):
             openai_client.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
-    return 11
+    return 13
 
 
 def wait_for_ledger(gw: GatewayThread, expected: int) -> list[LedgerRecord]:
@@ -315,4 +330,10 @@ def check_charts(page: Page, records: list[LedgerRecord], expect_interval: str) 
     totals = data["totals"]
     assert totals["requests"] == len(shown)
     assert page.inner_text("#kpi-requests") == str(len(shown))
+    estimated = [r for r in shown if r.usage_source is UsageSource.ESTIMATED]
+    assert totals["estimated_requests"] == len(estimated)
+    assert Decimal(totals["estimated_cost_usd"]) == sum(
+        (r.cost_usd or Decimal(0) for r in estimated), Decimal(0)
+    )
+    assert ("estimated" in page.inner_text("#kpi-spend-sub")) == bool(estimated)
     return dict(totals)

@@ -24,7 +24,8 @@ from crossroads.ledger.postgres import PostgresLedgerStore
 from crossroads.ledger.postgres_migrations import LEDGER_LOCK, MIGRATIONS, MIGRATIONS_TABLE
 from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.ledger.sqlite import SQLiteLedgerStore
-from crossroads.ledger.sqlite_rollups import TABLES
+from crossroads.ledger.sqlite_rollups import HIST_COLUMNS, SUM_COLUMNS, TABLES
+from crossroads.ledger.sqlite_rows import COLUMNS, encode
 from crossroads.ledger.store import MAX_COST_USD, ROLLUP_DIMENSIONS
 from crossroads.ledger.store import LedgerStoreError as StoreError
 from crossroads.postgres import migrate
@@ -122,6 +123,67 @@ def test_replicas_migrating_at_once_apply_each_migration_exactly_once(database: 
 
     run_postgres(database, again)  # a store opening the migrated schema applies nothing
     assert len(database.query("SELECT name FROM ledger_migrations")) == len(NAMES)
+
+
+def test_upgrading_from_the_previous_schema_adds_usage_source_and_estimate_sums(
+    database: Schema, tmp_path: Path
+) -> None:
+    """A schema at m003 (no usage_source, rollups without the estimate sums) with rows in it:
+    opening it adds the column (NULL in the old rows) and recreates and refills the rollups,
+    which then answer as SQLite's do for the same records, new ones included."""
+    rng = random.Random(21)
+    old = [dataclasses.replace(random_record(rng, n), usage_source=None) for n in range(300)]
+    new = [random_record(rng, n) for n in range(300, 600)]
+    old_sums = [c for c in SUM_COLUMNS if not c.startswith("estimated_")]
+    columns = COLUMNS[:-1]
+    booleans = [columns.index("stream"), columns.index("open_weights")]
+
+    def old_row(record: LedgerRecord) -> list[object]:
+        row = list(encode(record)[:-1])
+        for i in booleans:
+            row[i] = None if row[i] is None else bool(row[i])
+        return row
+
+    async def previous_schema() -> None:
+        conn = await database.connect()
+        try:
+            await migrate(conn, MIGRATIONS_TABLE, LEDGER_LOCK, MIGRATIONS[:3])
+            for table, _, keys in TABLES:  # the rollups exactly as m003 made them before
+                await conn.execute(f"DROP TABLE {table}")
+                await conn.execute(
+                    f"CREATE TABLE {table} (bucket_start BIGINT NOT NULL, "
+                    + "".join(f"{key} TEXT NOT NULL, " for key in keys)
+                    + "".join(f"{c} BIGINT NOT NULL, " for c in (*old_sums, *HIST_COLUMNS))
+                    + f"PRIMARY KEY (bucket_start, {', '.join(keys)}))"
+                )
+            marks = ", ".join(f"${i + 1}" for i in range(len(columns)))
+            await conn.executemany(
+                f"INSERT INTO requests ({', '.join(columns)}) VALUES ({marks})",
+                [old_row(r) for r in old],
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(previous_schema())
+
+    async def upgraded(store: Any) -> list[Any]:
+        sources = {r.usage_source for r in await store.recent(1000)}
+        answers: list[Any] = [sources, await store.rollup(interval="day", by=DIMS)]
+        await store.write(new)
+        answers.append(await store.rollup(interval="hour", by=DIMS, histogram=True))
+        answers.append(await store.totals(by=["usage_source"]))
+        return answers
+
+    async def reference(store: Any) -> list[Any]:
+        await store.write(old)
+        return await upgraded(store)
+
+    got = run_postgres(database, upgraded)
+    assert got[0] == {None}
+    assert_same(got, run_sqlite(tmp_path, reference))
+    assert sum(row["estimated_requests"] for row in got[2]) > 0
+    recorded = database.query("SELECT name FROM ledger_migrations")
+    assert sorted(name for (name,) in recorded) == NAMES
 
 
 # Records

@@ -1,6 +1,7 @@
 """The PostgreSQL ledger store gives the same answer as the SQLite store to every query (`count`,
 `recent`, `totals`, `rollup`, `rollup_span`) after both take the same random batches, repeats and
-retries included; and buckets latencies exactly as `histogram.bucket_of` does."""
+retries included (usage reported, estimated or unknown, so the estimate sums and `usage_source`
+groups are compared too); and buckets latencies exactly as `histogram.bucket_of` does."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def database() -> Iterator[Schema]:
 async def answers(store: Any, rng: random.Random) -> list[Any]:
     """The same queries, in the same order, as a list of their answers."""
     out: list[Any] = [await store.count(), await store.rollup_span(), await store.totals()]
+    out.append(await store.totals(by=["usage_source", "served_model"]))
     out.append(await store.recent(5000))
     for _ in range(8):
         since = T0 + timedelta(minutes=rng.randrange(-2000, 10 * 1440))

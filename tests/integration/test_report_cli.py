@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.server.runtime import LEDGER_FILE
 
@@ -34,7 +34,8 @@ MODELS = [
 
 def ledger_records() -> list[LedgerRecord]:
     """Three days: each hour one DeepSeek request and, every third hour, one GPT-4.1 request,
-    each of 10M input and 2M output tokens, all against a Claude Sonnet 4.5 baseline ($60)."""
+    each of 10M input and 2M output tokens, all against a Claude Sonnet 4.5 baseline ($60).
+    The DeepSeek requests of every fourth hour (18) have estimated usage, the rest reported."""
     records = []
     for hour in range(72):
         for i, (model, provider, maker, origin, weights, cost, latency) in enumerate(MODELS):
@@ -64,6 +65,9 @@ def ledger_records() -> list[LedgerRecord]:
                     team_id="team-a" if hour % 2 else "team-b",
                     baseline_model="anthropic/claude-sonnet-4.5",
                     baseline_cost_usd=Decimal("60.00"),
+                    usage_source=(
+                        UsageSource.ESTIMATED if i == 0 and hour % 4 == 0 else UsageSource.REPORTED
+                    ),
                 )
             )
     return records
@@ -114,6 +118,34 @@ def test_spend_by_model(data_dir: Path) -> None:
     assert Decimal(rows["deepseek/deepseek-v3.2"]["cost_usd"]) == Decimal("3.64") * 72
     assert Decimal(rows["openai/gpt-4.1"]["cost_usd"]) == Decimal("36.00") * 24
     assert Decimal(report["summary"]["cost_usd"]) == Decimal("1126.08")  # 262.08 + 864
+
+
+def test_spend_shows_the_cost_that_rests_on_estimates(data_dir: Path) -> None:
+    report = json_report("report", "spend", "--data-dir", data_dir, "--by", "model")
+    rows = {row["served_model"]: row for row in report["rows"]}
+    deepseek, gpt = rows["deepseek/deepseek-v3.2"], rows["openai/gpt-4.1"]
+    assert deepseek["estimated_requests"] == 18
+    assert Decimal(deepseek["estimated_cost_usd"]) == Decimal("3.64") * 18
+    assert gpt["estimated_requests"] == 0 and Decimal(gpt["estimated_cost_usd"]) == 0
+    assert Decimal(report["summary"]["estimated_cost_usd"]) == Decimal("65.52")
+    table = crossroads("report", "spend", "--data-dir", data_dir).stdout
+    assert "estimated_cost_usd" in table.splitlines()[0]
+    assert "Estimated: $65.52 (5.82% of the total) rests on 18 requests" in table
+
+
+def test_usage_totals_by_usage_source(data_dir: Path) -> None:
+    done = crossroads("usage", "--data-dir", data_dir, "--by", "usage_source", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    shown = [(r["usage_source"], r["requests"], Decimal(r["cost_usd"])) for r in rows]
+    assert shown == [
+        ("estimated", "18", Decimal("65.52")),
+        ("reported", "78", Decimal("1126.08") - Decimal("65.52")),
+    ]
+    table = crossroads("usage", "--data-dir", data_dir, "--by", "usage_source,provider").stdout
+    assert "Totals by usage_source, provider:" in table
+    assert "estimated" in table.split("Totals by")[0]  # the recent requests' usage column
+    bad = crossroads("usage", "--data-dir", data_dir, "--by", "colour", code=2)
+    assert "usage_source" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_savings_with_a_window_and_run_rate(data_dir: Path) -> None:

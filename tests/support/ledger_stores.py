@@ -17,7 +17,7 @@ import pytest
 
 from crossroads.ledger import histogram
 from crossroads.ledger.postgres import PostgresLedgerStore
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.ledger.store import MAX_COST_USD
 from support.postgres import Schema
@@ -56,6 +56,7 @@ FULL = LedgerRecord(  # every field set, at the edges of its range
     baseline_model="anthropic/claude-sonnet-4.5",
     baseline_cost_usd=Decimal("-0.4893525"),
     upstream_cost_usd=Decimal("0.0000000001"),
+    usage_source=UsageSource.REPORTED,
 )
 
 
@@ -125,6 +126,7 @@ def random_record(rng: random.Random, n: int) -> LedgerRecord:
         baseline_model=maybe("anthropic/claude-sonnet-4.5"),
         baseline_cost_usd=money(10**9, 0.3),
         upstream_cost_usd=money(10**8, 0.7),
+        usage_source=maybe(UsageSource.REPORTED, UsageSource.ESTIMATED),
     )
 
 

@@ -23,9 +23,9 @@ from crossroads.errors import (
     UpstreamTimeoutError,
 )
 from crossroads.ingress.anthropic.errors import error_body, error_type, stream_error_event
-from crossroads.ingress.anthropic.handler import estimate_input_tokens
 from crossroads.ingress.anthropic.request import to_chat_request
 from crossroads.ingress.anthropic.stream import Event, StreamTranslator, encode_events
+from crossroads.ingress.estimate import estimate_input_tokens
 from crossroads.schemas import ChatRequest
 from crossroads.schemas.sealed_reasoning import is_sealed, seal, unseal
 from crossroads.sse import SSEDecoder

@@ -17,7 +17,7 @@ import pytest
 
 from crossroads.errors import InvalidRequestError
 from crossroads.ledger.migrations import MIGRATIONS, applied, migrate
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.sqlite import COLUMNS, SQLiteLedgerStore
 from crossroads.ledger.store import LedgerStore, LedgerStoreError
 
@@ -72,6 +72,7 @@ FULL = LedgerRecord(
     baseline_model="anthropic/claude-sonnet-4.5",
     baseline_cost_usd=Decimal("0.4893525"),
     upstream_cost_usd=Decimal("0.0123"),
+    usage_source=UsageSource.ESTIMATED,
 )
 
 
@@ -98,6 +99,8 @@ def test_migrations_from_empty_database_create_schema_and_record_it(tmp_path: Pa
             "m001_create_requests",
             "m002_add_economics_columns",
             "m003_create_rollups",
+            "m004_add_usage_source",
+            "m005_rollups_count_estimates",
         ]
         names = [name for name, _ in applied(conn)]
         assert names == MIGRATION_NAMES

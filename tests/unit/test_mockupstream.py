@@ -141,6 +141,22 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: OpenAI) -> None
     assert all(c.usage is None and c.choices for c in chunks)
 
 
+def test_no_usage_leaves_usage_out_of_every_answer(client: OpenAI) -> None:
+    whole = client.chat.completions.create(model="mock:no_usage", messages=USER)
+    assert whole.usage is None and whole.choices[0].message.content
+    chunks = list(
+        client.chat.completions.create(
+            model="mock:no_usage",
+            messages=USER,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert all(c.usage is None and c.choices for c in chunks)
+    vectors = client.embeddings.create(model="mock:no_usage", input="hello")
+    assert vectors.data and "usage" not in (vectors.model_extra or {}) and not vectors.usage
+
+
 def test_stream_with_include_usage_ends_with_usage_chunk(client: OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(

@@ -24,7 +24,7 @@ from crossroads.analytics.savings import annual_run_rate
 from crossroads.catalog.loader import load_builtin
 from crossroads.ledger import histogram
 from crossroads.ledger.pricing import cost
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.schemas.usage import Usage
 
@@ -313,6 +313,53 @@ def test_spend_and_error_rates(tmp_path: Path) -> None:
     assert [(r["provider"], r["errors"], r["cancelled"], r["error_rate_pct"])
             for r in errors.as_dicts()] == [("x", 1, 0, Decimal("50.00")),
                                             ("y", 0, 1, Decimal("0.00"))]  # fmt: skip
+
+
+def test_spend_shows_per_group_and_period_the_cost_resting_on_estimates(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    sources = [None, UsageSource.REPORTED, UsageSource.ESTIMATED]
+    records = [
+        record(
+            n * 37,
+            served_model=rng.choice(["a", "b"]),
+            cost_usd=rng.choice([None, Decimal(rng.randrange(1, 10**6)).scaleb(-8)]),
+            usage_source=rng.choice(sources),
+        )
+        for n in range(300)
+    ]
+
+    async def check(store: SQLiteLedgerStore) -> Report:
+        await store.write(records)
+        return await run_report("spend", store, ReportQuery(interval="day"))
+
+    report = run(tmp_path / "ledger.db", check)
+    for row in report.as_dicts():
+        group = [
+            r
+            for r in records
+            if r.served_model == row["served_model"]
+            and r.created_at.strftime("%Y-%m-%d") == row["day"]
+            and r.usage_source is UsageSource.ESTIMATED
+        ]
+        assert row["estimated_requests"] == len(group)
+        assert row["estimated_cost_usd"] == sum((r.cost_usd or 0 for r in group), Decimal(0))
+    estimated = [r.cost_usd for r in records if r.usage_source is UsageSource.ESTIMATED]
+    assert report.summary["estimated_cost_usd"] == sum((c or 0 for c in estimated), Decimal(0))
+    assert report.summary["estimated_requests"] == len(estimated)
+    share = percent(report.summary["estimated_cost_usd"], report.summary["cost_usd"])
+    assert any(f"({share}% of the total) rests on {len(estimated)} requests" in note
+               for note in report.notes)  # fmt: skip
+
+
+def test_spend_without_estimates_says_nothing_of_them(tmp_path: Path) -> None:
+    async def check(store: SQLiteLedgerStore) -> Report:
+        await store.write([record(1, cost_usd=Decimal("0.5"), usage_source=UsageSource.REPORTED)])
+        return await run_report("spend", store, ReportQuery())
+
+    report = run(tmp_path / "ledger.db", check)
+    (row,) = report.as_dicts()
+    assert row["estimated_requests"] == 0 and row["estimated_cost_usd"] == Decimal("0.00")
+    assert not any("Estimated" in note for note in report.notes)
 
 
 def test_money_and_percent_helpers() -> None:

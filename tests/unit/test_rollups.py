@@ -20,9 +20,10 @@ import pytest
 from crossroads.errors import InvalidRequestError
 from crossroads.ledger import histogram
 from crossroads.ledger.migrations import MIGRATIONS, m001_create_requests, migrate
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.sqlite import SQLiteLedgerStore
-from crossroads.ledger.sqlite_rows import INSERT, encode
+from crossroads.ledger.sqlite_rollups import HIST_COLUMNS, SUM_COLUMNS, TABLES
+from crossroads.ledger.sqlite_rows import COLUMNS, encode
 from crossroads.ledger.store import ROLLUP_DIMENSIONS, ROLLUP_METRICS, LedgerStoreError
 
 T = TypeVar("T")
@@ -83,6 +84,7 @@ def random_record(rng: random.Random, n: int, days: int = 10) -> LedgerRecord:
         baseline_model=maybe(["anthropic/claude-sonnet-4.5"]),
         baseline_cost_usd=None if rng.random() < 0.3 else Decimal(rng.randrange(10**9)).scaleb(-10),
         upstream_cost_usd=None if rng.random() < 0.7 else Decimal(rng.randrange(10**8)).scaleb(-10),
+        usage_source=maybe([UsageSource.REPORTED, UsageSource.ESTIMATED]),
     )
 
 
@@ -116,7 +118,8 @@ def reference(
         row = rows.setdefault(key, {m: 0 for m in ROLLUP_METRICS} | {"hist": [0] * 82})
         row["latency_ms_sum"] = row["latency_ms_sum"] or 0.0
         row["ttft_ms_sum"] = row["ttft_ms_sum"] or 0.0
-        for money in ("cost_usd", "baselined_cost_usd", "baseline_cost_usd", "upstream_cost_usd"):
+        for money in ("cost_usd", "baselined_cost_usd", "baseline_cost_usd", "upstream_cost_usd",
+                      "estimated_cost_usd"):  # fmt: skip
             row[money] = row[money] or Decimal(0)
         row["requests"] += 1
         row["errors"] += r.status == Status.ERROR
@@ -133,6 +136,9 @@ def reference(
         if r.upstream_cost_usd is not None:
             row["upstream_cost_usd"] += r.upstream_cost_usd
             row["upstream_priced_requests"] += 1
+        if r.usage_source is UsageSource.ESTIMATED:
+            row["estimated_requests"] += 1
+            row["estimated_cost_usd"] += r.cost_usd or 0
         if r.latency_ms is not None:
             row["latency_count"] += 1
             row["latency_us"] = row.get("latency_us", 0) + round(r.latency_ms * 1000)
@@ -288,15 +294,13 @@ def test_upgrading_a_ledger_backfills_its_rollups(tmp_path: Path) -> None:
             baseline_model=None,
             baseline_cost_usd=None,
             upstream_cost_usd=None,
+            usage_source=None,
         )
         for n in range(400)
     ]
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         assert migrate(conn, [m001_create_requests]) == ["m001_create_requests"]
-        m001_insert = INSERT.replace(
-            ", team_id, baseline_model, baseline_cost_units, upstream_cost_units", ""
-        ).replace(", ?, ?, ?, ?)", ")")
-        conn.executemany(m001_insert, [encode(r)[:-4] for r in old])
+        insert_old_rows(conn, old, COLUMNS[:-5])
 
     async def check(store: SQLiteLedgerStore) -> None:
         assert await store.count() == len(old)
@@ -308,6 +312,64 @@ def test_upgrading_a_ledger_backfills_its_rollups(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
     assert names == [m.__name__ for m in MIGRATIONS]
+
+
+def insert_old_rows(
+    conn: sqlite3.Connection, records: Sequence[LedgerRecord], columns: Sequence[str]
+) -> None:
+    """Inserts `records` as a ledger of an older schema holds them: only its `columns` (the
+    first ones of today's `COLUMNS`), written without touching the rollups."""
+    marks = ", ".join("?" * len(columns))
+    conn.executemany(
+        f"INSERT INTO requests ({', '.join(columns)}) VALUES ({marks})",
+        [encode(r)[: len(columns)] for r in records],
+    )
+
+
+def test_upgrading_from_the_previous_schema_adds_usage_source_and_estimate_sums(
+    tmp_path: Path,
+) -> None:
+    """A ledger at m003 (no usage_source, rollups without the estimate sums) with rows in it:
+    opening it adds the column (NULL in the old rows), recreates the rollups with
+    `estimated_requests` and `estimated_cost_usd` and refills them from every old row; new
+    records then count in them."""
+    path = tmp_path / "ledger.db"
+    rng = random.Random(13)
+    old = [dataclasses.replace(random_record(rng, n), usage_source=None) for n in range(300)]
+    new = [random_record(rng, n) for n in range(300, 600)]
+    old_sums = [c for c in SUM_COLUMNS if not c.startswith("estimated_")]
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        assert migrate(conn, MIGRATIONS[:3]) == [m.__name__ for m in MIGRATIONS[:3]]
+        for table, _, keys in TABLES:  # the rollups exactly as m003 made them before
+            conn.execute(f"DROP TABLE {table}")
+            columns = [
+                "bucket_start INTEGER NOT NULL",
+                *(f"{name} TEXT NOT NULL" for name in keys),
+                *(f"{name} INTEGER NOT NULL" for name in (*old_sums, *HIST_COLUMNS)),
+                f"PRIMARY KEY (bucket_start, {', '.join(keys)})",
+            ]
+            conn.execute(f"CREATE TABLE {table} ({', '.join(columns)}) WITHOUT ROWID")
+        insert_old_rows(conn, old, COLUMNS[:-1])
+
+    async def check(store: SQLiteLedgerStore) -> None:
+        assert {r.usage_source for r in await store.recent(1000)} == {None}
+        got = await store.rollup(interval="day", by=DIMS, histogram=True)
+        assert_matches(got, reference(old, None, None, "day", DIMS), DIMS)
+        assert sum(row["estimated_requests"] for row in got) == 0
+        await store.write(new)
+        got = await store.rollup(interval="hour", by=DIMS, histogram=True)
+        assert_matches(got, reference([*old, *new], None, None, "hour", DIMS), DIMS)
+        (total,) = await store.rollup()
+        estimated = [r for r in new if r.usage_source is UsageSource.ESTIMATED]
+        assert total["estimated_requests"] == len(estimated) > 0
+        assert total["estimated_cost_usd"] == sum(r.cost_usd or 0 for r in estimated) > 0
+
+    run(path, check)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(rollup_daily_served)")}
+    assert names == [m.__name__ for m in MIGRATIONS]
+    assert {"estimated_requests", "estimated_cost_units"} <= columns
 
 
 def test_migrations_from_empty_create_the_rollup_tables(tmp_path: Path) -> None:
@@ -327,6 +389,7 @@ def test_migrations_from_empty_create_the_rollup_tables(tmp_path: Path) -> None:
             columns = {row[1] for row in info}
             assert {f"lat_b{i:02d}" for i in range(histogram.BUCKET_COUNT)} <= columns
             assert {"requests", "cost_units", "baseline_cost_units", "ttft_count"} <= columns
+            assert {"estimated_requests", "estimated_cost_units"} <= columns
             assert all(row[3] for row in info), "every rollup column is NOT NULL"
             assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
 

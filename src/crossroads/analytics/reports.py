@@ -22,7 +22,10 @@ __all__ = ["REPORT_KINDS", "error_rates", "run_report", "spend"]
 
 async def spend(reader: RollupReader, query: ReportQuery) -> Report:
     """Requests, tokens and cost per group (default: by served model), with each group's share of
-    the cost within its period. Unpriced requests (no list price known) are counted apart."""
+    the cost within its period. Unpriced requests (no list price known) are counted apart.
+    `estimated_cost_usd` is the part of `cost_usd` that rests on usage the gateway estimated
+    because the upstream reported none (`estimated_requests` requests): an approximation, where
+    the rest is the upstream's own count priced exactly."""
     by = query.by if query.by is not None else ("served_model",)
     rows = await reader.rollup(query.since, query.until, query.interval, by)
     cost_shares: list[Decimal | None] = [None] * len(rows)
@@ -39,6 +42,8 @@ async def spend(reader: RollupReader, query: ReportQuery) -> Report:
             row["completion_tokens"],
             money(row["cost_usd"]),
             share,
+            row["estimated_requests"],
+            money(row["estimated_cost_usd"]),
             row["requests"] - row["priced_requests"],
             money(row["upstream_cost_usd"]) if row["upstream_priced_requests"] else None,
         )
@@ -47,8 +52,19 @@ async def spend(reader: RollupReader, query: ReportQuery) -> Report:
     total = money(sum((row["cost_usd"] for row in rows), Decimal(0)))
     requests = sum(row["requests"] for row in rows)
     unpriced = sum(row["requests"] - row["priced_requests"] for row in rows)
+    estimated = money(sum((row["estimated_cost_usd"] for row in rows), Decimal(0)))
+    estimated_requests = sum(row["estimated_requests"] for row in rows)
     note = f"Total: ${display(total)} over {requests} requests"
     note += f"; {unpriced} unpriced (no list price known), not in the total." if unpriced else "."
+    notes = [note]
+    if estimated_requests:
+        share = percent(estimated, total)
+        notes.append(
+            f"Estimated: ${display(estimated)}"
+            + (f" ({share}% of the total)" if share is not None else "")
+            + f" rests on {estimated_requests} requests whose upstream reported no usage; the"
+            " gateway estimated their tokens (about 4 characters a token)."
+        )
     return Report(
         kind="spend",
         columns=(
@@ -59,12 +75,23 @@ async def spend(reader: RollupReader, query: ReportQuery) -> Report:
             "completion_tokens",
             "cost_usd",
             "cost_share_pct",
+            "estimated_requests",
+            "estimated_cost_usd",
             "unpriced",
             "upstream_cost_usd",
         ),
         rows=table,
-        notes=(note, "upstream_cost_usd: what upstreams that report a cost (OpenRouter) said."),
-        summary={"cost_usd": total, "requests": requests, "unpriced": unpriced},
+        notes=(
+            *notes,
+            "upstream_cost_usd: what upstreams that report a cost (OpenRouter) said.",
+        ),
+        summary={
+            "cost_usd": total,
+            "requests": requests,
+            "unpriced": unpriced,
+            "estimated_cost_usd": estimated,
+            "estimated_requests": estimated_requests,
+        },
     )
 
 

@@ -88,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--data-dir", help="where the ledger lives")
     usage.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")
     usage.add_argument("--limit", type=int, default=20, help="recent requests to show")
+    usage.add_argument(
+        "--by",
+        metavar="COL[,COL]",
+        help="group the totals by ledger columns (default served_model,provider), e.g. "
+        "usage_source: how much rests on estimated usage",
+    )
     usage.add_argument("--format", choices=["table", "json", "csv"], default="table")
     usage.set_defaults(func=usage_cmd.run)
 

@@ -1,4 +1,5 @@
-"""`crossroads usage`: recent requests and totals by model and provider, read from the ledger."""
+"""`crossroads usage`: recent requests and totals by model and provider (or by the ledger columns
+`--by` names, e.g. `usage_source`), read from the ledger."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from crossroads.analytics.moments import parse_moment
 from crossroads.cli.tables import render, to_json
 from crossroads.config import load_settings
-from crossroads.errors import ConfigError
+from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
+from crossroads.ledger.store import GROUP_BY_FIELDS, validate_group_by
 from crossroads.server.runtime import LEDGER_FILE
 
 RECENT_HEADERS = [
@@ -23,19 +25,13 @@ RECENT_HEADERS = [
     "status",
     "prompt",
     "completion",
+    "usage",  # reported by the upstream, or estimated by the gateway
     "cost_usd",
     "latency_ms",
     "attempts",
 ]
-TOTAL_HEADERS = [
-    "served_model",
-    "provider",
-    "requests",
-    "errors",
-    "prompt",
-    "completion",
-    "cost_usd",
-]
+DEFAULT_BY = ("served_model", "provider")
+TOTAL_METRICS = ["requests", "errors", "prompt", "completion", "cost_usd"]
 
 
 def parse_since(
@@ -61,14 +57,27 @@ def _recent_row(r: LedgerRecord) -> list[Any]:
         r.status.value if r.error_type is None else f"{r.status.value} ({r.error_type})",
         r.prompt_tokens,
         r.completion_tokens,
+        None if r.usage_source is None else r.usage_source.value,
         r.cost_usd,
         None if r.latency_ms is None else round(r.latency_ms, 1),
         r.attempts,
     ]
 
 
+def _group_by(value: str | None) -> tuple[str, ...]:
+    """The `--by` columns (comma-separated names from `GROUP_BY_FIELDS`), or the default.
+    Raises ConfigError naming the accepted names."""
+    if not value:
+        return DEFAULT_BY
+    try:
+        return validate_group_by([name.strip() for name in value.split(",") if name.strip()])
+    except InvalidRequestError:
+        accepted = ", ".join(sorted(GROUP_BY_FIELDS))
+        raise ConfigError(f"--by takes distinct names from: {accepted}") from None
+
+
 async def _query(
-    args: argparse.Namespace,
+    args: argparse.Namespace, by: tuple[str, ...]
 ) -> tuple[list[LedgerRecord], list[dict[str, Any]], dict[str, Any]]:
     settings = load_settings(args.config, data_dir=args.data_dir)
     path = settings.data_dir / LEDGER_FILE
@@ -79,7 +88,7 @@ async def _query(
     try:
         since = parse_since(args.since)
         recent = await store.recent(args.limit, since)
-        by_model = await store.totals(since=since, by=["served_model", "provider"])
+        by_model = await store.totals(since=since, by=by)
         overall = (await store.totals(since=since))[0]
     finally:
         await store.close()
@@ -87,11 +96,12 @@ async def _query(
 
 
 def run(args: argparse.Namespace) -> int:
-    recent, by_model, overall = asyncio.run(_query(args))
+    by = _group_by(args.by)
+    recent, by_model, overall = asyncio.run(_query(args, by))
+    headers = [*by, *TOTAL_METRICS]
     totals_rows = [
         [
-            t["served_model"],
-            t["provider"],
+            *(getattr(t[name], "value", t[name]) for name in by),
             t["requests"],
             t["errors"],
             t["prompt_tokens"],
@@ -114,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.format == "csv":
-        print(render("csv", TOTAL_HEADERS, totals_rows))
+        print(render("csv", headers, totals_rows))
         return 0
     print(f"Recent requests (newest first, up to {args.limit}):")
     print(render("table", RECENT_HEADERS, [_recent_row(r) for r in recent]))
-    print("\nTotals by model and provider:")
-    print(render("table", TOTAL_HEADERS, totals_rows))
+    print(f"\nTotals by {', '.join(by)}:")
+    print(render("table", headers, totals_rows))
     print(
         f"\nAll: {overall['requests']} requests, {overall['errors']} errors, "
         f"{overall['prompt_tokens']} prompt + {overall['completion_tokens']} completion tokens, "

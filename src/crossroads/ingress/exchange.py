@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from crossroads.errors import GatewayError
 from crossroads.ledger.baseline import Baseline
 from crossroads.ledger.pricing import cost
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 
@@ -61,9 +61,12 @@ class Exchange:
         baseline: Baseline | None = None,
     ) -> LedgerRecord:
         """The ledger record of this request. Cost is None when the deployment has no price
-        or no usage is known."""
+        or no usage is known; `usage_source` None when no usage is known."""
         now = time.perf_counter()
         dep = trace.deployment if trace else None
+        source = None
+        if usage is not None:
+            source = UsageSource.ESTIMATED if usage.estimated else UsageSource.REPORTED
         usage = usage or Usage()
         prices = dep.prices if dep else None
         model = dep.model if dep else None
@@ -100,4 +103,5 @@ class Exchange:
                 cost(usage, baseline.prices) if baseline and usage.total_tokens else None
             ),
             upstream_cost_usd=usage.upstream_cost_usd,
+            usage_source=source,
         )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from crossroads.ledger import sqlite_rollups
 
-__all__ = ["MIGRATIONS", "Migration", "applied", "migrate"]
+__all__ = ["MIGRATIONS", "Migration", "applied", "migrate", "recreate_rollups"]
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -78,17 +78,45 @@ def m002_add_economics_columns(conn: sqlite3.Connection) -> None:
 def m003_create_rollups(conn: sqlite3.Connection) -> None:
     """The hourly and daily rollups (`ledger/sqlite_rollups.py`), filled from the rows already
     stored. Rollups are derived data: this step creates and fills them as the code currently
-    defines them, so a later change to their shape ships as a new migration that drops them,
-    calls `sqlite_rollups.create_tables` and `rebuild` again, and this step stays correct."""
-    sqlite_rollups.create_tables(conn)
-    sqlite_rollups.rebuild(conn)
+    defines them (`recreate_rollups`), so a later change to their shape ships as a new
+    migration that calls `recreate_rollups` again, and this step stays correct."""
+    recreate_rollups(conn)
+
+
+def m004_add_usage_source(conn: sqlite3.Connection) -> None:
+    """Where each record's token counts came from (`UsageSource`): 'reported' by the upstream,
+    'estimated' by the gateway when the upstream reported none; NULL when the request has no
+    usage. NULL in rows written before, whose source is unknown; nothing is backfilled."""
+    conn.execute("ALTER TABLE requests ADD COLUMN usage_source TEXT")
+
+
+def m005_rollups_count_estimates(conn: sqlite3.Connection) -> None:
+    """The rollups gain `estimated_requests` and `estimated_cost_units`: recreated and refilled
+    from the stored rows (old rows, without a usage source, count as not estimated)."""
+    recreate_rollups(conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     m001_create_requests,
     m002_add_economics_columns,
     m003_create_rollups,
+    m004_add_usage_source,
+    m005_rollups_count_estimates,
 )
+
+
+def recreate_rollups(conn: sqlite3.Connection) -> None:
+    """Drops the rollup tables if they exist, creates them as `sqlite_rollups` defines them now
+    and fills them from the stored requests. The fill waits while `requests` lacks a column the
+    rollups read: on an upgrade across several migrations, an early rollup step runs before the
+    step that adds that column, and the later rollup step that comes with the column fills
+    them. So every migration that calls this stays correct on every upgrade path."""
+    for table, _, _ in sqlite_rollups.TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    sqlite_rollups.create_tables(conn)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    if set(sqlite_rollups.SOURCE_COLUMNS) <= columns:
+        sqlite_rollups.rebuild(conn)
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:

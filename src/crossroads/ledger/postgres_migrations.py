@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from crossroads.ledger import postgres_rollups
+from crossroads.ledger.sqlite_rollups import TABLES
 from crossroads.postgres import PgMigration
 
-__all__ = ["LEDGER_LOCK", "MIGRATIONS", "MIGRATIONS_TABLE"]
+__all__ = ["LEDGER_LOCK", "MIGRATIONS", "MIGRATIONS_TABLE", "recreate_rollups"]
 
 MIGRATIONS_TABLE = "ledger_migrations"
 LEDGER_LOCK = 0x63_72_6C_64_67  # the advisory lock key: "crldg" in ASCII, to spot in pg_locks
@@ -74,14 +75,41 @@ async def m002_add_economics_columns(conn: Any) -> None:
 
 async def m003_create_rollups(conn: Any) -> None:
     """The hourly and daily rollups (`ledger/postgres_rollups.py`), filled from the rows already
-    stored. As in SQLite, a later change to their shape ships as a new migration that drops
-    them, creates them again and rebuilds them."""
-    await conn.execute(postgres_rollups.create_tables_sql())
-    await postgres_rollups.rebuild(conn)
+    stored. As in SQLite, a later change to their shape ships as a new migration that calls
+    `recreate_rollups` again."""
+    await recreate_rollups(conn)
+
+
+async def m004_add_usage_source(conn: Any) -> None:
+    """Where each record's token counts came from: 'reported', 'estimated' or NULL (no usage,
+    or a row written before), as in SQLite."""
+    await conn.execute("ALTER TABLE requests ADD COLUMN usage_source TEXT")
+
+
+async def m005_rollups_count_estimates(conn: Any) -> None:
+    """The rollups gain `estimated_requests` and `estimated_cost_units`: recreated and refilled."""
+    await recreate_rollups(conn)
 
 
 MIGRATIONS: tuple[PgMigration, ...] = (
     m001_create_requests,
     m002_add_economics_columns,
     m003_create_rollups,
+    m004_add_usage_source,
+    m005_rollups_count_estimates,
 )
+
+
+async def recreate_rollups(conn: Any) -> None:
+    """Drops the rollup tables if they exist, creates them as `postgres_rollups` defines them
+    now and fills them from the stored requests, unless `requests` still lacks a column the
+    rollups read (see `migrations.recreate_rollups`: a later step adds it and fills them)."""
+    tables = ", ".join(table for table, _, _ in TABLES)
+    await conn.execute(f"DROP TABLE IF EXISTS {tables}")
+    await conn.execute(postgres_rollups.create_tables_sql())
+    rows = await conn.fetch(
+        "SELECT attname::text FROM pg_attribute"
+        " WHERE attrelid = 'requests'::regclass AND attnum > 0 AND NOT attisdropped"
+    )
+    if set(postgres_rollups.SOURCE_COLUMNS) <= {row[0] for row in rows}:
+        await postgres_rollups.rebuild(conn)

@@ -62,6 +62,8 @@ AGGREGATES: dict[str, str] = {
     " NULL), 0)",
     "upstream_cost_units": "COALESCE(SUM(upstream_cost_units), 0)",
     "upstream_priced_requests": "COUNT(upstream_cost_units)",
+    "estimated_requests": "COUNT(*) FILTER (WHERE usage_source = 'estimated')",
+    "estimated_cost_units": "COALESCE(SUM(cost_usd) FILTER (WHERE usage_source = 'estimated'), 0)",
     "latency_count": f"COUNT(*) FILTER (WHERE {_LATENCY})",
     "latency_us_sum": f"COALESCE(SUM(round(latency_ms * 1000)::bigint) FILTER (WHERE {_LATENCY})"
     ", 0)",
@@ -81,6 +83,7 @@ SOURCE_COLUMNS = (
     "cost_usd",
     "baseline_cost_units",
     "upstream_cost_units",
+    "usage_source",
     "latency_ms",
     "ttft_ms",
 )

@@ -14,6 +14,13 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+class UsageSource(StrEnum):
+    """Where a record's token counts (and so its costs) came from."""
+
+    REPORTED = "reported"  # the upstream's own usage
+    ESTIMATED = "estimated"  # the upstream reported none; the gateway estimated it
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
     """Token counts follow `crossroads.schemas.Usage`: `prompt_tokens` includes `cached_tokens`,
@@ -53,3 +60,6 @@ class LedgerRecord:
     baseline_cost_usd: Decimal | None = None
     # What the upstream itself reported the request cost (OpenRouter's usage.cost), if anything.
     upstream_cost_usd: Decimal | None = None
+    # Where the token counts came from; None when the request has no usage at all (it never
+    # reached an upstream's answer), and in rows written before the ledger recorded it.
+    usage_source: UsageSource | None = None

@@ -24,6 +24,7 @@ _MONEY = {
     "baselined_cost_units": "baselined_cost_usd",
     "baseline_cost_units": "baseline_cost_usd",
     "upstream_cost_units": "upstream_cost_usd",
+    "estimated_cost_units": "estimated_cost_usd",
 }
 _MICROS = {"latency_us_sum": "latency_ms_sum", "ttft_us_sum": "ttft_ms_sum"}
 

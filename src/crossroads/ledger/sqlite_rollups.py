@@ -27,6 +27,7 @@ __all__ = [
     "HOUR_US",
     "KEY_COLUMNS",
     "SERVED_KEY_COLUMNS",
+    "SOURCE_COLUMNS",
     "SUM_COLUMNS",
     "TABLES",
     "apply",
@@ -77,6 +78,8 @@ SUM_COLUMNS = (
     "baseline_cost_units",  # their baseline cost
     "upstream_cost_units",  # over requests whose upstream reported a cost
     "upstream_priced_requests",
+    "estimated_requests",  # requests whose usage the gateway estimated (usage_source)
+    "estimated_cost_units",  # their cost, over those priced
     "latency_count",
     "latency_us_sum",  # microseconds: integers, so sums are exact in any order
     "ttft_count",
@@ -91,9 +94,11 @@ _SOURCE = (
     "created_at, api_key_id, team_id, served_model, deployment, maker, origin_country, "
     "open_weights, provider, host_jurisdiction, status, prompt_tokens, cached_tokens, "
     "cache_write_tokens, completion_tokens, reasoning_tokens, cost_usd, baseline_cost_units, "
-    "upstream_cost_units, latency_ms, ttft_ms"
+    "upstream_cost_units, usage_source, latency_ms, ttft_ms"
 )
-_SOURCE_INDEX = tuple(COLUMNS.index(name.strip()) for name in _SOURCE.split(","))
+SOURCE_COLUMNS = tuple(name.strip() for name in _SOURCE.split(","))
+"""The `requests` columns the rollups read."""
+_SOURCE_INDEX = tuple(COLUMNS.index(name) for name in SOURCE_COLUMNS)
 _REAL_SOURCE = tuple(
     i for i, name in enumerate(_SOURCE.split(",")) if name.strip() in ("latency_ms", "ttft_ms")
 )
@@ -193,7 +198,7 @@ def _add(
     for row in rows:
         (created, api_key, team, served, deployment, maker, origin, weights, provider,
          jurisdiction, status, prompt, cached, written, completion, reasoning, cost, baseline,
-         upstream, latency, ttft) = row  # fmt: skip
+         upstream, source, latency, ttft) = row  # fmt: skip
         assert isinstance(created, int)
         key: tuple[object, ...] = (
             created - created % HOUR_US,
@@ -231,13 +236,17 @@ def _add(
         if upstream is not None:
             s[13] += upstream  # type: ignore[operator]
             s[14] += 1
-        if isinstance(latency, float) and math.isfinite(latency):
+        if source == "estimated":
             s[15] += 1
-            s[16] += round(latency * 1000)
+            if cost is not None:
+                s[16] += cost  # type: ignore[operator]
+        if isinstance(latency, float) and math.isfinite(latency):
+            s[17] += 1
+            s[18] += round(latency * 1000)
             s[len(SUM_COLUMNS) + bisect.bisect_right(bounds, latency)] += 1
         if isinstance(ttft, float) and math.isfinite(ttft):
-            s[17] += 1
-            s[18] += round(ttft * 1000)
+            s[19] += 1
+            s[20] += round(ttft * 1000)
     hourly, daily, hourly_served, daily_served = sums
     for key, s in per_hour.items():
         hour, full_key = key[0], key[1:]

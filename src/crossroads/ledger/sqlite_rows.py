@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.ledger.record import LedgerRecord, Status, UsageSource
 from crossroads.ledger.store import cost_from_units, cost_to_units
 
 __all__ = [
@@ -54,6 +54,7 @@ COLUMNS = (
     "baseline_model",
     "baseline_cost_units",
     "upstream_cost_units",
+    "usage_source",
 )
 """The `requests` columns in `LedgerRecord` field order; `_encode` and `_decode` follow it. Each
 is named as its field, except the two later costs, named `_units` for what they hold."""
@@ -99,7 +100,7 @@ def from_micros(micros: int) -> datetime:
 
 def encode(r: LedgerRecord) -> tuple[object, ...]:
     """`r` as a row in `COLUMNS` order. Raises ValueError for a naive `created_at`, an unknown
-    status or an out-of-range cost."""
+    status or usage source, or an out-of-range cost."""
     return (
         r.request_id,
         to_micros(r.created_at),
@@ -131,6 +132,7 @@ def encode(r: LedgerRecord) -> tuple[object, ...]:
         r.baseline_model,
         _units(r, "baseline_cost_usd"),
         _units(r, "upstream_cost_usd"),
+        None if r.usage_source is None else UsageSource(r.usage_source).value,
     )
 
 
@@ -150,7 +152,8 @@ def decode(row: tuple[Any, ...]) -> LedgerRecord:
      deployment, provider, host_jurisdiction, maker, origin_country, open_weights,
      prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, reasoning_tokens,
      cost_units, latency_ms, ttft_ms, http_status, error_type, error_message, attempts,
-     api_key_id, team_id, baseline_model, baseline_units, upstream_units) = row  # fmt: skip
+     api_key_id, team_id, baseline_model, baseline_units, upstream_units, usage_source,
+     ) = row  # fmt: skip
     return LedgerRecord(
         request_id=request_id,
         created_at=from_micros(created_at),
@@ -182,4 +185,5 @@ def decode(row: tuple[Any, ...]) -> LedgerRecord:
         baseline_model=baseline_model,
         baseline_cost_usd=None if baseline_units is None else cost_from_units(baseline_units),
         upstream_cost_usd=None if upstream_units is None else cost_from_units(upstream_units),
+        usage_source=None if usage_source is None else UsageSource(usage_source),
     )

@@ -44,6 +44,7 @@ GROUP_BY_FIELDS = frozenset(
         "status",
         "requested_model",
         "endpoint",
+        "usage_source",
     }
 )
 """The only names `LedgerStore.totals` accepts in `by`. They double as SQL column names, which is
@@ -100,6 +101,8 @@ ROLLUP_METRICS = (
     "baseline_cost_usd",  # Decimal: the same requests priced at their baseline model
     "upstream_cost_usd",  # Decimal: what upstreams reported, over requests that reported it
     "upstream_priced_requests",
+    "estimated_requests",  # requests whose usage the gateway estimated (`usage_source`)
+    "estimated_cost_usd",  # Decimal: the part of cost_usd that rests on those estimates
     "latency_count",  # requests with a latency
     "latency_ms_sum",  # float; each latency counted to the microsecond, so sums are exact
     "ttft_count",  # requests with a time to first token

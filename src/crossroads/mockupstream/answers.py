@@ -59,6 +59,7 @@ class Answer:
     pieces: tuple[str, ...]  # content pieces, or the first tool call's argument pieces
     reasoning_pieces: tuple[str, ...]  # with `inline_think`, pieces of the whole think block
     usage: JSON
+    reports_usage: bool = True  # False: the answer carries no usage (`no_usage`)
     inline_think: bool = False  # reasoning goes in `content` as <think>...</think>
     reasoning_field: str = "reasoning_content"  # where reasoning goes when not inline
 
@@ -211,6 +212,7 @@ def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answ
         pieces=pieces,
         reasoning_pieces=reasoning_pieces if reasoning else (),
         usage=_usage(script, body, len(pieces) + script.reasoning),
+        reports_usage=not script.no_usage,
         inline_think=inline,
         reasoning_field=script.reasoning_field,
     )
@@ -221,7 +223,7 @@ def _think_block(reasoning: str) -> str:
 
 
 def completion_body(answer: Answer) -> JSON:
-    """The non-streaming `chat.completion` object."""
+    """The non-streaming `chat.completion` object (without `usage` under `no_usage`)."""
     message: JSON = {"role": "assistant", "content": answer.content or None}
     if answer.inline_think:
         message["content"] = _think_block(answer.reasoning) + answer.content
@@ -236,7 +238,7 @@ def completion_body(answer: Answer) -> JSON:
             }
             for call in answer.tool_calls
         ]
-    return {
+    document: JSON = {
         "id": answer.id,
         "object": "chat.completion",
         "created": answer.created,
@@ -250,8 +252,10 @@ def completion_body(answer: Answer) -> JSON:
                 "finish_reason": answer.finish_reason,
             }
         ],
-        "usage": answer.usage,
     }
+    if answer.reports_usage:
+        document["usage"] = answer.usage
+    return document
 
 
 def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
@@ -284,7 +288,7 @@ def stream_chunks(answer: Answer, include_usage: bool) -> list[JSON]:
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     chunks = [_chunk(answer, [_choice(delta, None)]) for delta in deltas]
     chunks.append(_chunk(answer, [_choice({}, answer.finish_reason)]))
-    if include_usage:
+    if include_usage and answer.reports_usage:
         for chunk in chunks:
             chunk["usage"] = None
         chunks.append({**_chunk(answer, []), "usage": answer.usage})

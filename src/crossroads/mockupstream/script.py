@@ -53,6 +53,7 @@ class Script:
     parallel_tools: bool = False
     refuse: tuple[str, ...] = ()
     require_reasoning_replay: bool = False
+    no_usage: bool = False
     echo_key: bool = False
     error_event: bool = False
     error_text: str | None = None
@@ -160,7 +161,7 @@ _VALUED: dict[str, Callable[[str], Any]] = {
 _FLAGS = frozenset(
     {
         "hang", "malformed", "truncate", "no_done", "tool_call", "error_body", "think_tags",
-        "parallel_tools", "require_reasoning_replay", "echo_key", "error_event",
+        "parallel_tools", "require_reasoning_replay", "echo_key", "error_event", "no_usage",
     },
 )  # fmt: skip
 
@@ -230,6 +231,9 @@ def parse_script(text: str) -> Script:
       MiniMax and some DeepSeek-R1 hosts send it), streamed in pieces that cut the tags;
       `reasoning_field=reasoning`: that reasoning in a `reasoning` field instead of
       `reasoning_content` (as OpenRouter, Groq and vLLM send it).
+    - `no_usage`: the answer reports no usage, as some hosts do: no `usage` in a whole chat or
+      embeddings body, no usage chunk in a stream even when `stream_options` asks for one
+      (OpenAI-format endpoints only).
     - `parallel_tools`: with `tool_call`, call every offered tool in one answer (unless the
       request names one tool or sets `parallel_tool_calls: false`); the Anthropic endpoint
       always does.

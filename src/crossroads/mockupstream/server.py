@@ -310,7 +310,10 @@ class MockUpstream:
             answer = plan_answer(body, script, record.sequence, int(time.time()))
             payload = orjson.dumps(completion_body(answer))
         else:
-            payload = orjson.dumps(embeddings_body(body))
+            embedded = embeddings_body(body)
+            if script.no_usage:
+                del embedded["usage"]
+            payload = orjson.dumps(embedded)
         return await self._send_body(request, record, script, payload)
 
     async def _preamble(

@@ -14,7 +14,9 @@ MAX_TOKENS = 2**40
 
 class Usage(msgspec.Struct, frozen=True):
     """Token counts of one request. `prompt_tokens` includes `cached_tokens` (OpenAI's convention);
-    `completion_tokens` includes `reasoning_tokens`."""
+    `completion_tokens` includes `reasoning_tokens`. `estimated` is False when the counts are
+    the upstream's own, True when the gateway estimated them because the upstream reported none
+    (`crossroads.ingress.estimate`)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -23,6 +25,7 @@ class Usage(msgspec.Struct, frozen=True):
     reasoning_tokens: int = 0
     # What the upstream itself says the request cost (OpenRouter's `usage.cost`), if anything.
     upstream_cost_usd: Decimal | None = None
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

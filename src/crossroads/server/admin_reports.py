@@ -85,7 +85,7 @@ LEDGER_COLUMNS = [
     "status", "http_status", "error_type", "prompt_tokens", "cached_tokens",
     "cache_write_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",
     "baseline_model", "baseline_cost_usd", "upstream_cost_usd", "latency_ms", "ttft_ms",
-    "attempts", "api_key_id", "team_id",
+    "attempts", "api_key_id", "team_id", "usage_source",
 ]  # fmt: skip
 
 

@@ -13,14 +13,13 @@ extensions (`provider`, `models`) are read as on /v1/chat/completions.
 /v1/messages/count_tokens answers `{"input_tokens": N}` for the same request shape
 (`max_tokens` optional). It calls no upstream and writes no ledger record; it only checks that
 the model is served (404 otherwise). N is an estimate over the converted request, the text the
-upstream would see: ceil(characters / 4) over the system prompt, every message's text,
-thinking, tool calls (name and arguments) and the tool definitions (their JSON), plus 4 tokens
-per message for the chat template's role markers and 1,600 per image (Anthropic's documented
-cost of an image at its largest size, since the pixels are not decoded here)."""
+upstream would see (`crossroads.ingress.estimate.estimate_input_tokens`): ceil(characters / 4)
+over the system prompt, every message's text, thinking, tool calls and the tool definitions,
+plus fixed overheads per message and per image. The ledger uses the same estimate when an
+upstream reports no usage."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +39,7 @@ from crossroads.ingress.anthropic.response import to_message
 from crossroads.ingress.anthropic.stream import StreamTranslator, encode_events
 from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.disconnect import unless_disconnected
+from crossroads.ingress.estimate import estimate_input_tokens, estimated_answer_usage
 from crossroads.ingress.exchange import new_request_id
 from crossroads.ingress.pipeline import Call, dropped_header
 from crossroads.ingress.relay import StreamRelay
@@ -49,11 +49,7 @@ from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 
-__all__ = ["count_tokens", "estimate_input_tokens", "messages"]
-
-CHARS_PER_TOKEN = 4
-MESSAGE_OVERHEAD_TOKENS = 4
-IMAGE_TOKENS = 1600
+__all__ = ["count_tokens", "messages"]
 
 
 def _headers(call: Call) -> dict[str, str]:
@@ -97,12 +93,13 @@ async def _messages(call: Call, request: Request) -> Response:
     _, completion = await unless_disconnected(
         request, router.complete(admitted.plan, converted.body, trace)
     )
-    call.usage = completion.usage  # paid for, whatever happens to the conversion below
+    # Paid for, whatever happens to the conversion below; estimated when the upstream said not.
+    call.usage = completion.usage or estimated_answer_usage(converted.body, completion.data)
     message = to_message(
         completion.data, model=converted.model, stop_sequences=converted.stop_sequences
     )
     body = orjson.dumps(message)
-    call.answered(completion.usage)
+    call.answered(call.usage)
     return Response(
         body,
         media_type="application/json",
@@ -182,39 +179,16 @@ async def count_tokens(request: Request) -> Response:
     return Response(body, media_type="application/json", headers=headers)
 
 
-def estimate_input_tokens(body: Mapping[str, Any]) -> int:
-    """The input-token estimate of a neutral chat request (see the module docstring)."""
-    chars = 0
-    fixed = 0
-    for message in body.get("messages", ()):
-        fixed += MESSAGE_OVERHEAD_TOKENS
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if part.get("type") == "image_url":
-                    fixed += IMAGE_TOKENS
-                else:
-                    chars += len(part.get("text", ""))
-        reasoning = message.get("reasoning_content")
-        chars += len(reasoning) if isinstance(reasoning, str) else 0
-        for call in message.get("tool_calls") or ():
-            function = call["function"]
-            chars += len(function["name"]) + len(function["arguments"])
-    for tool in body.get("tools") or ():
-        chars += len(orjson.dumps(tool["function"]))
-    return math.ceil(chars / CHARS_PER_TOKEN) + fixed
-
-
 class _EventEncoder:
     """Anthropic's stream: the chunks translated into typed events (`StreamTranslator`)."""
 
-    __slots__ = ("_request_id", "_seen", "_trace", "_translator")
+    __slots__ = ("_input_estimate", "_request_id", "_seen", "_trace", "_translator")
 
     def __init__(self, converted: Converted, trace: Trace, request_id: str) -> None:
+        # Computed for message_start anyway, so the ledger's estimate costs nothing more.
+        self._input_estimate = estimate_input_tokens(converted.body)
         self._translator = StreamTranslator(
-            converted.model, converted.stop_sequences, estimate_input_tokens(converted.body)
+            converted.model, converted.stop_sequences, self._input_estimate
         )
         self._trace = trace
         self._request_id = request_id
@@ -233,7 +207,13 @@ class _EventEncoder:
         return stream_error_event(exc, self._request_id)
 
     def usage(self) -> Usage:
-        return self._translator.usage or Usage(completion_tokens=max(self._seen - 1, 0))
+        """The upstream's usage; without one, the input estimate and one token per content
+        chunk (hosts stream about a token per chunk), marked estimated."""
+        return self._translator.usage or Usage(
+            prompt_tokens=self._input_estimate,
+            completion_tokens=max(self._seen - 1, 0),
+            estimated=True,
+        )
 
 
 def _decode(chunk: StreamChunk, trace: Trace) -> Mapping[str, Any]:

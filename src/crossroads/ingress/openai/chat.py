@@ -7,6 +7,8 @@ failure, an unexpected error, or the client going away (`Call.run`; streams:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -14,6 +16,7 @@ from starlette.responses import Response
 
 from crossroads.errors import GatewayError
 from crossroads.ingress.disconnect import unless_disconnected
+from crossroads.ingress.estimate import estimate_input_tokens, estimated_answer_usage
 from crossroads.ingress.openai.errors import error_response, stream_error_event
 from crossroads.ingress.openai.validate import parse_chat_request
 from crossroads.ingress.pipeline import Call, dropped_header
@@ -53,13 +56,13 @@ async def _chat(call: Call, request: Request) -> Response:
         return StreamRelay(
             call,
             stream,
-            _ChunkEncoder(req.wants_stream_usage, req.model),
+            _ChunkEncoder(req.wants_stream_usage, req.model, data),
             {**call.headers(), **dropped_header(stream.first.dropped)},
         )
     _, completion = await unless_disconnected(
         request, router.complete(admitted.plan, data, admitted.trace)
     )
-    call.answered(completion.usage)
+    call.answered(completion.usage or estimated_answer_usage(data, completion.data))
     body = completion.body
     if completion.data.get("model") != req.model:
         body = orjson.dumps({**completion.data, "model": req.model})
@@ -80,12 +83,16 @@ class _ChunkEncoder:
     was asked for usage even when the client was not; the usage-only chunk is then dropped.
 
     Each chunk names the model the client asked for, as the Anthropic ingress does, whatever
-    the upstream called it (its own id is in the `x-crossroads-upstream-model` header)."""
+    the upstream called it (its own id is in the `x-crossroads-upstream-model` header).
 
-    __slots__ = ("_model_field", "_reported", "_seen", "_wants_usage")
+    `request` is kept, not read, while the stream runs: the input is estimated from it only
+    if the upstream never reports usage."""
 
-    def __init__(self, wants_usage: bool, model: str) -> None:
+    __slots__ = ("_model_field", "_reported", "_request", "_seen", "_wants_usage")
+
+    def __init__(self, wants_usage: bool, model: str, request: Mapping[str, Any]) -> None:
         self._wants_usage = wants_usage
+        self._request = request
         # A replacement template: its backslashes (from JSON escapes in the name) doubled.
         self._model_field = (b'"model":' + orjson.dumps(model)).replace(b"\\", b"\\\\")
         self._reported: Usage | None = None
@@ -108,4 +115,10 @@ class _ChunkEncoder:
         return stream_error_event(exc)
 
     def usage(self) -> Usage:
-        return self._reported or Usage(completion_tokens=max(self._seen - 1, 0))
+        """The upstream's usage; without one, the request's input estimate and one token per
+        content chunk (hosts stream about a token per chunk), marked estimated."""
+        return self._reported or Usage(
+            prompt_tokens=estimate_input_tokens(self._request),
+            completion_tokens=max(self._seen - 1, 0),
+            estimated=True,
+        )

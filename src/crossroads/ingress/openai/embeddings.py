@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from crossroads.errors import GatewayError, InvalidRequestError
 from crossroads.ingress.disconnect import unless_disconnected
+from crossroads.ingress.estimate import estimated_embedding_usage
 from crossroads.ingress.openai.errors import error_response
 from crossroads.ingress.pipeline import Call
 
@@ -119,5 +120,5 @@ async def _embed(call: Call, request: Request) -> Response:
     _, result = await unless_disconnected(
         request, call.services.router.embed(admitted.plan, data, admitted.trace)
     )
-    call.answered(result.usage)
+    call.answered(result.usage or estimated_embedding_usage(data))
     return Response(result.body, media_type="application/json", headers=call.headers())

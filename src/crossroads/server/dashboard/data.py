@@ -104,7 +104,8 @@ async def dashboard_data(
                 row for row in latency.as_dicts() if row["provider"] is not None and row["requests"]
             ],
             "errors": errors.as_dicts(),
-            "notes": [*spend.notes[:1], *savings.notes, *latency.notes],
+            # The spend notes but the last, which explains a column the page does not show.
+            "notes": [*spend.notes[:-1], *savings.notes, *latency.notes],
         }
     )
     return document
@@ -122,6 +123,8 @@ def _totals(
         "error_rate_pct": errors.summary["error_rate_pct"],
         "cost_usd": spend.summary["cost_usd"],
         "unpriced_requests": spend.summary["unpriced"],
+        "estimated_cost_usd": spend.summary["estimated_cost_usd"],
+        "estimated_requests": spend.summary["estimated_requests"],
         "tokens": tokens,
         "open_weights_token_share_pct": percent(open_tokens, tokens),
         "p50_ms": latency["p50_ms"],

@@ -176,7 +176,8 @@
     const t = data.totals;
     const baseline = data.baseline_model ? data.baseline_model.split("/").pop() : "the baseline";
     setKpi("kpi-spend", usd(t.cost_usd),
-      `${count(t.requests)} requests` + (t.unpriced_requests ? ` · ${count(t.unpriced_requests)} unpriced` : ""));
+      `${count(t.requests)} requests` + (t.unpriced_requests ? ` · ${count(t.unpriced_requests)} unpriced` : "") +
+      (t.estimated_requests ? ` · ${usd(t.estimated_cost_usd)} estimated` : ""));
     setKpi("kpi-saving", usd(t.saving_usd),
       t.saving_pct === null ? "no request with a baseline price" : `${pct(t.saving_pct)} below ${baseline}`,
       Number(t.saving_usd) < 0 ? "bad" : "");
