@@ -144,6 +144,19 @@ def test_rate_limit_per_key(keyed: Any) -> None:
     assert chat(keyed, other).status_code == 200  # limits are per key
 
 
+def test_tokens_per_minute_count_what_the_answer_used_not_only_the_prompt(
+    keyed: Any, mock: MockUpstreamThread
+) -> None:
+    """A request is counted at its prompt estimate when admitted, then settled with the tokens
+    the upstream reported: 2,010 used of a 1,000-token minute refuses the next request."""
+    key = new_key(keyed, limits={"tpm": 1000})
+    mock.script(["usage=10/2000"])
+    assert chat(keyed, key).status_code == 200
+    limited = chat(keyed, key)
+    assert limited.status_code == 429
+    assert "1000 tokens per minute" in limited.json()["error"]["message"]
+
+
 def test_team_budget_is_enforced(gateway: GatewayFactory, mock: MockUpstreamThread) -> None:
     config = keys_config(mock.url)
     config["providers"]["up0"]["host"] = "together"

@@ -40,7 +40,9 @@ def deployment(model_id: str, host_id: str, name: str | None = None) -> Deployme
     )
 
 
-DEEPSEEK = deployment("deepseek/deepseek-v3.2", "deepseek")  # CN maker, CN host, MIT, priced
+DEEPSEEK = deployment(
+    "deepseek/deepseek-v3.2", "deepseek", name="deepseek-v3.2"
+)  # CN maker, CN host, MIT, priced
 KIMI_US = deployment("moonshotai/kimi-k2-0905", "together")  # CN maker, US host
 LLAMA_GROQ = deployment("meta/llama-3.3-70b-instruct", "groq")  # US maker, US host, unpriced
 SMOL = deployment("huggingface/smollm2-135m-instruct", "local")  # local, zero retention
