@@ -13,8 +13,8 @@ import pytest
 from crossroads.catalog import load_builtin
 from crossroads.governance.budgets import (
     DEFAULT_OUTPUT_CAP,
-    seconds_to_next_period,
     checks,
+    seconds_to_next_period,
     worst_case_micros,
 )
 from crossroads.governance.model import Limits, Period
