@@ -91,6 +91,9 @@ def test_checks_hold_each_budget_in_its_period_and_count_prompt_tokens_per_minut
         ("day", datetime(2026, 12, 3, 0, 0, 0, tzinfo=UTC), 86_400),
         ("week", datetime(2026, 12, 6, 12, 0, tzinfo=UTC), 12 * 3600),  # Sunday noon
         ("week", datetime(2026, 11, 30, 0, 0, tzinfo=UTC), 7 * 86_400),  # Monday 00:00
+        ("week", datetime(2026, 12, 6, 12, 34, 56, 789_000, tzinfo=UTC), 41_103),
+        ("day", datetime(2026, 12, 3, 23, 0, 0, 500_000, tzinfo=UTC), 3_599),
+        ("month", datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), 1),
         ("month", datetime(2026, 11, 30, 18, 0, tzinfo=UTC), 6 * 3600),
         ("month", datetime(2026, 12, 31, 23, 0, tzinfo=UTC), 3600),  # into January
     ],
@@ -100,3 +103,8 @@ def test_a_budget_resets_at_the_start_of_its_next_period(
 ) -> None:
     """What Retry-After says for a daily, weekly (ISO, Monday) or monthly budget."""
     assert seconds_to_next_period(period, now) == seconds
+
+
+def test_a_total_budget_has_no_next_period() -> None:
+    with pytest.raises(ValueError, match="no next period"):
+        seconds_to_next_period("total", datetime(2026, 12, 3, tzinfo=UTC))

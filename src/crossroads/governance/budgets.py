@@ -207,10 +207,11 @@ def _holder(scope: str) -> str:
 
 def seconds_to_next_period(period: Period, now: datetime | None = None) -> int:
     """Seconds from `now` until the budget period after the one holding `now` begins (UTC;
-    weeks begin on Monday). At least 1."""
-    now = now or datetime.now(UTC)
+    weeks begin on Monday). At least 1. Raises ValueError for a total budget, which never
+    resets."""
     if period == "total":
-        return 86400
+        raise ValueError("a total budget has no next period")
+    now = now or datetime.now(UTC)
     if period == "day":
         nxt = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() + 86400
     elif period == "week":
