@@ -105,52 +105,6 @@ async def _messages(call: Call, request: Request) -> Response:
         media_type="application/json",
         headers={**_headers(call), **dropped_header(completion.dropped)},
     )
-    call = Call(request, "messages")
-    try:
-        async with call.stoppable():
-            principal, data, options = await call.read(request)
-            converted = to_chat_request(data)
-            max_output = converted.body.get("max_tokens")
-            admitted = await call.admit(
-                request,
-                principal,
-                converted.model,
-                options,
-                stream=converted.stream,
-                max_output=max_output if isinstance(max_output, int) else None,
-                body=converted.body,
-            )
-            router, trace = call.services.router, admitted.trace
-            if converted.stream:
-                stream = await unless_disconnected(
-                    request, router.open_stream(admitted.plan, converted.body, trace)
-                )
-                return StreamRelay(
-                    call.services,
-                    call.exchange,
-                    admitted,
-                    stream,
-                    _EventEncoder(converted, trace, call.exchange.request_id),
-                    {**_headers(call), **dropped_header(stream.first.dropped)},
-                )
-            _, completion = await unless_disconnected(
-                request, router.complete(admitted.plan, converted.body, trace)
-            )
-            message = to_message(
-                completion.data, model=converted.model, stop_sequences=converted.stop_sequences
-            )
-            call.answered(completion.usage)
-            return Response(
-                orjson.dumps(message),
-                media_type="application/json",
-                headers={**_headers(call), **dropped_header(completion.dropped)},
-            )
-    except GatewayError as exc:
-        call.failed(exc)
-        return error_response(exc, _headers(call), call.exchange.request_id)
-    except ClientGone:
-        call.gone()
-        return Response(status_code=499)
 
 
 async def count_tokens(request: Request) -> Response:
