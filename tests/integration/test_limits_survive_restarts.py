@@ -5,7 +5,6 @@ ledger. The counters are rebuilt from what the ledger says was spent."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from crossroads.ledger.record import Status
 from crossroads.mockupstream import MockUpstreamThread
 from support.gateway import GatewayThread, gateway_for
 from support.priced import ADMIN, admin, priced_config
+from support.services import fresh_database, service_url
 
 USER = [{"role": "user", "content": "hello"}]
 # Each scripted answer (100,000 + 100,000 tokens) costs $0.40 at the priced model's rates; the
@@ -107,34 +107,11 @@ def test_requests_per_minute_hold_across_a_gateway_restart(
 # -- Redis and PostgreSQL -------------------------------------------------------------------
 
 
-def _service_url(name: str) -> str:
-    url = os.environ.get(name)
-    if not url:
-        pytest.fail(
-            f"{name} is not set: run `scripts/services start` and "
-            '`eval "$(scripts/services env)"` first (make test does this)'
-        )
-    return url
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the test PostgreSQL server, dropped afterwards."""
-    import asyncpg
-
-    base = _service_url("CROSSROADS_TEST_POSTGRES_URL")
-    name = f"crossroads_rs_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database("crossroads_rs") as url:
+        yield url
 
 
 REDIS_DB = 13
@@ -145,7 +122,7 @@ REDIS_DB = 13
 def redis_url() -> Iterator[str]:
     import redis
 
-    base = _service_url("CROSSROADS_TEST_REDIS_URL")
+    base = service_url("CROSSROADS_TEST_REDIS_URL")
     url = base.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     client = redis.Redis.from_url(url)
     client.flushdb()

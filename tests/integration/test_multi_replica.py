@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -22,45 +21,23 @@ import pytest
 
 from crossroads.mockupstream import MockUpstreamThread
 from support.gateway import write_config
+from support.services import fresh_database, service_url
 
 ADMIN = "multi-replica-admin-key-0123456789"
-
-
-def _service_url(name: str) -> str:
-    url = os.environ.get(name)
-    if not url:
-        pytest.fail(
-            f"{name} is not set: run `scripts/services start` and "
-            '`eval "$(scripts/services env)"` first (make test does this)'
-        )
-    return url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the test PostgreSQL server, dropped afterwards."""
-    import asyncpg
-
-    base = _service_url("CROSSROADS_TEST_POSTGRES_URL")
-    name = f"crossroads_mr_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database("crossroads_mr") as url:
+        yield url
 
 
 @pytest.fixture
 def redis_url() -> str:
     import redis
 
-    url = _service_url("CROSSROADS_TEST_REDIS_URL")
+    url = service_url("CROSSROADS_TEST_REDIS_URL")
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
