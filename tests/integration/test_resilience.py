@@ -177,7 +177,10 @@ def test_a_circuit_that_opens_mid_request_gets_no_more_attempts_in_it(
     assert chat(gw.url, {"model": "m"}).status_code == 502
     assert mock.stats()["requests"] == 3  # opened on the first attempt: not retried
     up = httpx.get(f"{gw.url}/admin/health").json()["deployments"][0]
-    while up["circuit"] == "open" and up["retry_in_s"] > 0:  # the cool-down passes
+    waited = 0
+    while up["circuit"] == "open" and up["retry_in_s"] > 0:  # the cool-down (0.2 s) passes
+        assert waited < 1200, "the circuit never reached its probe"  # 60 s: a cap, not a pace
+        waited += 1
         time.sleep(0.05)
         up = httpx.get(f"{gw.url}/admin/health").json()["deployments"][0]
     assert chat(gw.url, {"model": "m"}).status_code == 502

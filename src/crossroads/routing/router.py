@@ -237,7 +237,7 @@ class Router:
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
             started = time.perf_counter()
-            call = replace(call, body=_prepared(plan, dep, call.body))
+            call = _prepared(plan, dep, call)
             result = await self._providers[dep.provider].complete(call)
             if dep.id in plan.tools_dropped:
                 result = replace(result, dropped=(*result.dropped, "tools"))
@@ -286,9 +286,7 @@ class Router:
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> OpenStream:
             started = time.perf_counter()
-            chunks = self._providers[dep.provider].stream(
-                replace(call, body=_prepared(plan, dep, call.body))
-            )
+            chunks = self._providers[dep.provider].stream(_prepared(plan, dep, call))
             try:
                 first = await anext(chunks)
                 if dep.id in plan.tools_dropped:
@@ -457,12 +455,15 @@ class Router:
         return last
 
 
-def _prepared(plan: Plan, dep: Deployment, body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The chat request as `dep` gets it: its sampling defaults, and without the tools its model
-    cannot call when the plan serves the request that way."""
+def _prepared(plan: Plan, dep: Deployment, call: UpstreamCall) -> UpstreamCall:
+    """The attempt as `dep` gets it: its sampling defaults, and without the tools its model
+    cannot call when the plan serves the request that way. `call` itself when nothing changes
+    (the common case: no copy on the request path)."""
+    body = call.body
     if dep.id in plan.tools_dropped:
         body = dep.without_tools(body)
-    return dep.with_defaults(body)
+    body = dep.with_defaults(body)
+    return call if body is call.body else replace(call, body=body)
 
 
 async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:
