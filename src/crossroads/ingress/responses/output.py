@@ -36,7 +36,7 @@ from crossroads.errors import GatewayError
 from crossroads.ingress.responses.request import Converted
 from crossroads.schemas import Usage
 from crossroads.schemas.chat_wire import ChatChunk, ChatCompletion, Delta
-from crossroads.schemas.sealed_reasoning import seal
+from crossroads.schemas.sealed_reasoning import seal, seal_signed
 from crossroads.sse import encode_event
 
 __all__ = ["Event", "ResponseShell", "StreamTranslator", "encode_events", "whole_response"]
@@ -148,9 +148,9 @@ def reasoning_item(item_id: str, text: str, converted: Converted, signature: str
         "status": "completed",
     }
     if converted.encrypted_reasoning:
-        # An upstream's own signature cannot be restored from; the reasoning itself can.
-        item["encrypted_content"] = seal(text)
-    del signature  # Responses has no place for a signature; the sealed text suffices
+        # Responses has no field for a signature: a signing upstream's (Anthropic's) travels
+        # sealed with the text, so the thinking goes back to it signed.
+        item["encrypted_content"] = seal_signed(text, signature) if signature else seal(text)
     return item
 
 
