@@ -305,3 +305,80 @@ def test_a_broken_upstream_stream_ends_with_response_failed(
     assert data[-1]["response"]["error"]["message"]
     gw.stop()
     assert [r.status for r in gw.ledger()] == [Status.ERROR]
+
+
+# --- upstreams that speak the Responses API themselves -------------------------------------
+
+
+def native_config(mock: MockUpstreamThread) -> dict[str, Any]:
+    """`native` passes Responses requests through; `chat` (the fallback) gets them translated."""
+    return {
+        "embedded": {"enabled": False},
+        "providers": {
+            "native": {"type": "openai", "base_url": mock.url, "options": {"responses": True}},
+            "chat": {"type": "openai", "base_url": mock.url},
+        },
+        "models": [
+            {"name": "m", "provider": "native", "upstream_model": "gpt-up"},
+            {"name": "m", "provider": "chat", "upstream_model": "chat-up"},
+        ],
+        "routing": {"retries": 0},
+    }
+
+
+def test_a_responses_upstream_gets_the_request_unchanged(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    gw = gateway(native_config(mock))
+    oai = client(gw)
+    body: Any = {
+        "input": [{"role": "user", "content": "hi"}],
+        "tools": [WEATHER, {"type": "web_search"}],
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+        "store": False,
+        "prompt_cache_key": "k1",
+    }
+    whole = oai.responses.with_raw_response.create(model="m", **body)
+    assert whole.parse().output_text == "mock answer: hi" and whole.parse().model == "m"
+    [request] = mock.requests()
+    assert request["path"] == "/v1/responses"
+    assert request["json"] == {**body, "model": "gpt-up"}  # built-in tools and all, unchanged
+    with oai.responses.stream(model="m", input="hi again", store=False) as events:
+        kinds = [event.type for event in events]
+        final = events.get_final_response()
+    assert final.output_text == "mock answer: hi again" and final.model == "m"
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    gw.stop()
+    records = gw.ledger()
+    assert [r.endpoint for r in records] == ["responses", "responses"]
+    assert all(r.prompt_tokens == 3 and r.completion_tokens == 5 for r in records)
+
+
+def test_a_responses_upstream_falls_back_to_a_translated_one(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    gw = gateway(native_config(mock))
+    mock.script(["status=503", "ok", "status=503", "ok"])
+    oai = client(gw)
+    assert oai.responses.create(model="m", input="hi", store=False).output_text == "mock answer: hi"
+    with oai.responses.stream(model="m", input="yo", store=False) as events:
+        assert events.get_final_response().output_text == "mock answer: yo"
+    paths = [r["path"] for r in mock.requests()]
+    assert paths == ["/v1/responses", "/v1/chat/completions"] * 2
+
+
+def test_a_pass_through_continues_a_stored_response(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """The upstream never saw the gateway's ids: a `previous_response_id` the gateway holds is
+    sent as the stored items at the head of `input`."""
+    gw = gateway(native_config(mock))
+    oai = client(gw)
+    first = oai.responses.create(model="m", input="remember 7")
+    oai.responses.create(model="m", previous_response_id=first.id, input="which number?")
+    sent_body = mock.requests()[-1]["json"]
+    assert "previous_response_id" not in sent_body
+    texts = [item.get("content") for item in sent_body["input"] if item.get("role") == "user"]
+    assert texts == ["remember 7", "which number?"]
+    assert sent_body["input"][1]["type"] == "message"  # the stored answer between them

@@ -35,6 +35,7 @@ from crossroads.mockupstream.control import (
     json_response,
     script_error_response,
 )
+from crossroads.mockupstream.responses import answer_responses
 from crossroads.mockupstream.script import Script, ScriptError, parse_script
 from crossroads.sse import DONE
 
@@ -162,6 +163,7 @@ class MockUpstream:
         app = web.Application(client_max_size=32 * 1024 * 1024)  # real hosts take bodies of MBs
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._chat, name="anthropic-messages")
+        app.router.add_post("/v1/responses", self._chat, name="responses")
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models_list)
         add_control_routes(app, self)
@@ -288,6 +290,8 @@ class MockUpstream:
     ) -> web.StreamResponse:
         if request.match_info.route.name == "anthropic-messages":
             return await answer_messages(self, request, record, body)
+        if request.match_info.route.name == "responses":
+            return await answer_responses(self, request, record, body)
         if body is None:
             return json_response(error_body(400, "the request body must be a JSON object"), 400)
         try:

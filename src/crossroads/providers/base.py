@@ -73,6 +73,7 @@ class Completion:
     data: Mapping[str, Any]
     usage: Usage | None
     dropped: tuple[str, ...] = ()
+    native: bool = False  # a Responses API answer from `ResponsesPassThrough.respond`
 
 
 class StreamChunk(msgspec.Struct, frozen=True):
@@ -145,6 +146,25 @@ class Embeddings(Protocol):
         the upstream's own id. Returns the OpenAI embeddings `list` JSON as `body` and `data`,
         with `usage` (prompt tokens only). Errors, timeouts and cancellation follow
         `Provider.complete`."""
+
+
+@runtime_checkable
+class ResponsesPassThrough(Protocol):
+    """Optional capability: an upstream that serves OpenAI's Responses API itself (`POST
+    /responses`), to which the Responses ingress passes its requests unchanged instead of
+    translating them. `speaks_responses` says whether this provider is configured to."""
+
+    speaks_responses: bool
+
+    async def respond(self, call: UpstreamCall) -> Completion:
+        """One Responses request: `call.body` is the client's Responses request with `model`
+        set to the upstream's id. Returns the Response JSON as `body` and `data`, with its
+        `usage` read, and `native` set. Errors, timeouts and cancellation follow `complete`."""
+
+    def respond_stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
+        """A streamed Responses request: each chunk's `data` is one event's JSON (its `type`
+        names the event); the usage rides on the terminal event's chunk. Errors follow
+        `stream`; a stream that ends without a terminal event is truncated."""
 
 
 class ProviderFactory(Protocol):

@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeGuard, TypeVar, cast
 
 import msgspec
 
@@ -32,6 +32,7 @@ from crossroads.providers.base import (
     Completion,
     Embeddings,
     Provider,
+    ResponsesPassThrough,
     StreamChunk,
     UpstreamCall,
 )
@@ -89,8 +90,10 @@ class OpenStream:
         on_end: Callable[[UpstreamError | None, int], None],
         on_abandon: Callable[[], None],
         scrub: Scrubber | None = None,
+        native: bool = False,
     ) -> None:
         self.deployment = deployment
+        self.native = native  # Responses API events from a pass-through, not chat chunks
         self.first = first
         self._chunks = chunks
         self._on_end = on_end
@@ -230,15 +233,25 @@ class Router:
         return capable, frozenset()
 
     async def complete(
-        self, plan: Plan, body: Mapping[str, Any], trace: Trace
+        self,
+        plan: Plan,
+        body: Mapping[str, Any],
+        trace: Trace,
+        native: Mapping[str, Any] | None = None,
     ) -> tuple[Deployment, Completion]:
         """The first successful completion among the plan's candidates. Raises the last
-        UpstreamError when every candidate failed, or the first non-retryable one."""
+        UpstreamError when every candidate failed, or the first non-retryable one.
+
+        `native` is the client's own Responses request, sent as it is to a deployment whose
+        provider speaks the Responses API (`ResponsesPassThrough`); the others get `body`."""
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> tuple[Deployment, Completion]:
             started = time.perf_counter()
-            call = _prepared(plan, dep, call)
-            result = await self._providers[dep.provider].complete(call)
+            provider = self._providers[dep.provider]
+            if native is not None and _speaks_responses(provider):
+                result = await provider.respond(_native(native, dep, call))
+            else:
+                result = await provider.complete(_prepared(plan, dep, call))
             if dep.id in plan.tools_dropped:
                 result = replace(result, dropped=(*result.dropped, "tools"))
             self.health.success(
@@ -281,12 +294,27 @@ class Router:
 
         return await self._run(plan, body, trace, attempt)
 
-    async def open_stream(self, plan: Plan, body: Mapping[str, Any], trace: Trace) -> OpenStream:
-        """Opens a stream on the first candidate that produces a first chunk."""
+    async def open_stream(
+        self,
+        plan: Plan,
+        body: Mapping[str, Any],
+        trace: Trace,
+        native: Mapping[str, Any] | None = None,
+    ) -> OpenStream:
+        """Opens a stream on the first candidate that produces a first chunk. `native`: as
+        for `complete`; such a stream's chunks are Responses events (`OpenStream.native`)."""
 
         async def attempt(dep: Deployment, call: UpstreamCall) -> OpenStream:
             started = time.perf_counter()
-            chunks = self._providers[dep.provider].stream(_prepared(plan, dep, call))
+            provider = self._providers[dep.provider]
+            passed = native is not None and _speaks_responses(provider)
+            if passed:
+                assert native is not None
+                chunks = cast(ResponsesPassThrough, provider).respond_stream(
+                    _native(native, dep, call)
+                )
+            else:
+                chunks = provider.stream(_prepared(plan, dep, call))
             try:
                 first = await anext(chunks)
                 if dep.id in plan.tools_dropped:
@@ -314,7 +342,13 @@ class Router:
                     self.health.failure(dep.id, error.message)
 
             return OpenStream(
-                dep, first, chunks, on_end, lambda: self.health.release(dep.id), self.scrub
+                dep,
+                first,
+                chunks,
+                on_end,
+                lambda: self.health.release(dep.id),
+                self.scrub,
+                native=passed,
             )
 
         return await self._run(plan, body, trace, attempt)
@@ -464,6 +498,15 @@ def _prepared(plan: Plan, dep: Deployment, call: UpstreamCall) -> UpstreamCall:
         body = dep.without_tools(body)
     body = dep.with_defaults(body)
     return call if body is call.body else replace(call, body=body)
+
+
+def _speaks_responses(provider: object) -> TypeGuard[ResponsesPassThrough]:
+    return isinstance(provider, ResponsesPassThrough) and provider.speaks_responses
+
+
+def _native(native: Mapping[str, Any], dep: Deployment, call: UpstreamCall) -> UpstreamCall:
+    """The attempt as a Responses pass-through: the client's request, the upstream's model id."""
+    return replace(call, body={**native, "model": dep.upstream_model})
 
 
 async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:

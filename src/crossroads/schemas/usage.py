@@ -61,6 +61,24 @@ class Usage(msgspec.Struct, frozen=True):
         )
 
 
+def from_responses(usage: Any) -> Usage | None:
+    """Reads a Responses API `usage` object (`input_tokens`, `output_tokens` and their
+    details), as an upstream that speaks the Responses API reports it."""
+    if not isinstance(usage, dict):
+        return None
+    inputs = usage.get("input_tokens_details")
+    outputs = usage.get("output_tokens_details")
+    inputs = inputs if isinstance(inputs, dict) else {}
+    outputs = outputs if isinstance(outputs, dict) else {}
+    return Usage(
+        prompt_tokens=_int(usage.get("input_tokens")),
+        completion_tokens=_int(usage.get("output_tokens")),
+        cached_tokens=_int(inputs.get("cached_tokens")),
+        cache_write_tokens=_int(inputs.get("cache_write_tokens")),
+        reasoning_tokens=_int(outputs.get("reasoning_tokens")),
+    )
+
+
 def _int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS:
         return value

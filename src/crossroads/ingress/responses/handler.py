@@ -17,6 +17,7 @@ and write no ledger record."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -36,27 +37,30 @@ from crossroads.ingress.disconnect import unless_disconnected
 from crossroads.ingress.estimate import estimate_input_tokens, estimated_answer_usage
 from crossroads.ingress.openai.errors import error_response
 from crossroads.ingress.pipeline import Call, dropped_header
-from crossroads.ingress.relay import StreamRelay
+from crossroads.ingress.relay import StreamEncoder, StreamRelay
 from crossroads.ingress.responses.output import (
     ResponseShell,
     StreamTranslator,
     encode_events,
+    error_code,
     whole_response,
 )
 from crossroads.ingress.responses.request import (
     ITEMS,
     Converted,
     Item,
+    ResponsesRequest,
     parse_request,
     to_chat_request,
 )
 from crossroads.ingress.responses.store import ResponseStore
 from crossroads.ingress.services import Services
 from crossroads.ingress.validation import tagged
-from crossroads.providers.base import StreamChunk
+from crossroads.providers.base import Completion, StreamChunk
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 from crossroads.schemas.chat_wire import WireError, decode_chunk, decode_completion
+from crossroads.sse import encode_event
 
 __all__ = ["create_response", "delete_response", "get_response"]
 
@@ -113,19 +117,28 @@ async def _create(call: Call, request: Request) -> Response:
     shell = ResponseShell(response_id(call.exchange.request_id), req.model, converted, keep)
     saver = _Saver(store, call.exchange.api_key_id, history, converted) if keep else None
     router, trace = call.services.router, admitted.trace
+    native = _native_request(data, req, history)
     if req.stream:
         stream = await unless_disconnected(
-            request, router.open_stream(admitted.plan, converted.body, trace)
+            request, router.open_stream(admitted.plan, converted.body, trace, native)
         )
+        encoder: StreamEncoder
+        if stream.native:
+            encoder = _PassThroughEncoder(req.model, converted, saver)
+        else:
+            encoder = _EventEncoder(shell, trace, saver)
+        dropped = () if stream.native else converted.dropped
         return StreamRelay(
             call,
             stream,
-            _EventEncoder(shell, trace, saver),
-            {**call.headers(), **dropped_header(converted.dropped + stream.first.dropped)},
+            encoder,
+            {**call.headers(), **dropped_header(dropped + stream.first.dropped)},
         )
     _, completion = await unless_disconnected(
-        request, router.complete(admitted.plan, converted.body, trace)
+        request, router.complete(admitted.plan, converted.body, trace, native)
     )
+    if completion.native:
+        return _passed_through(call, completion, req.model, converted, saver)
     call.usage = completion.usage or estimated_answer_usage(converted.body, completion.data)
     try:
         parsed = decode_completion(completion.body)
@@ -141,6 +154,106 @@ async def _create(call: Call, request: Request) -> Response:
         media_type="application/json",
         headers={**call.headers(), **dropped_header(converted.dropped + completion.dropped)},
     )
+
+
+def _native_request(data: JSON, req: ResponsesRequest, history: list[Item]) -> JSON:
+    """The request for an upstream that speaks the Responses API: the client's own, except that
+    a `previous_response_id` the gateway holds becomes the stored items at the head of `input`
+    (the upstream never saw the gateway's ids)."""
+    if req.previous_response_id is None:
+        return data
+    items = req.input if isinstance(req.input, list) else [{"role": "user", "content": req.input}]
+    native = {k: v for k, v in data.items() if k != "previous_response_id"}
+    native["input"] = [*msgspec.to_builtins(history), *items]
+    return native
+
+
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+"""A JSON `"model": "..."` member (a quote inside a JSON string is escaped, so this matches
+only real members); in a Response object the first one is the top-level `model`."""
+_LIFECYCLE = frozenset(
+    f"response.{name}"
+    for name in ("created", "in_progress", "queued", "completed", "incomplete", "failed")
+)
+"""The events that carry the Response object (and so its `model`)."""
+
+
+def _named(data: bytes, model: str) -> bytes:
+    """`data` with its first `model` member naming the model the client asked for."""
+    field = (b'"model":' + orjson.dumps(model)).replace(b"\\", b"\\\\")
+    return _MODEL_FIELD.sub(field, data, count=1)
+
+
+def _passed_through(
+    call: Call, completion: Completion, model: str, converted: Converted, saver: _Saver | None
+) -> Response:
+    """A pass-through's whole answer: the upstream's Response, naming the requested model."""
+    call.usage = completion.usage or Usage(
+        prompt_tokens=estimate_input_tokens(converted.body), estimated=True
+    )
+    data = completion.data
+    if saver is not None and isinstance(data.get("output"), list):
+        saver.save({**data, "model": model}, data["output"])
+    body = _named(completion.body, model)
+    call.answered(call.usage)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={**call.headers(), **dropped_header(completion.dropped)},
+    )
+
+
+class _PassThroughEncoder:
+    """A pass-through's stream: the upstream's events as they came (named by their `type`),
+    the lifecycle events naming the requested model; the usage of the terminal event."""
+
+    __slots__ = ("_converted", "_model", "_saver", "_seen", "_usage")
+
+    def __init__(self, model: str, converted: Converted, saver: _Saver | None) -> None:
+        self._model = model
+        self._converted = converted
+        self._saver = saver
+        self._seen = 0
+        self._usage: Usage | None = None
+
+    def feed(self, chunk: StreamChunk) -> bytes:
+        self._seen += 1
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        data = chunk.data
+        event = orjson.loads(data)  # the adapter checked it is an object with a `type`
+        name = str(event["type"])
+        if name in _LIFECYCLE:
+            data = _named(data, self._model)
+            response = event.get("response")
+            if (
+                self._saver is not None
+                and name == "response.completed"
+                and isinstance(response, dict)
+                and isinstance(response.get("output"), list)
+            ):
+                self._saver.save({**response, "model": self._model}, response["output"])
+        return encode_event(data, name)
+
+    def end(self) -> bytes:
+        return b""
+
+    def error(self, exc: GatewayError) -> bytes:
+        payload = {
+            "type": "error",
+            "code": error_code(exc),
+            "message": exc.message,
+            "param": None,
+            "sequence_number": self._seen,
+        }
+        return encode_event(orjson.dumps(payload), "error")
+
+    def usage(self) -> Usage:
+        return self._usage or Usage(
+            prompt_tokens=estimate_input_tokens(self._converted.body),
+            completion_tokens=0,
+            estimated=True,
+        )
 
 
 class _Saver:

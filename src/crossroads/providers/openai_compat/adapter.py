@@ -29,15 +29,17 @@ from crossroads.providers.openai_compat.reasoning_out import (
 from crossroads.providers.openai_compat.settings import Settings
 from crossroads.providers.profiles import Prepared, prepare_request
 from crossroads.schemas import Usage
+from crossroads.schemas.usage import from_responses
 from crossroads.sse import SSEDecoder
 
 log = logging.getLogger(__name__)
 
 
 class OpenAICompatProvider:
-    """See `crossroads.providers.base.Provider` for the contract; also `Embeddings` and
-    `HealthProbe`. Options: see `settings.py` (`profile`, `on_unsupported`, `stream_usage`,
-    `reasoning_cache_size`); a bad one raises ConfigError here.
+    """See `crossroads.providers.base.Provider` for the contract; also `Embeddings`,
+    `HealthProbe` and `ResponsesPassThrough` (with the `responses` option). Options: see
+    `settings.py` (`profile`, `on_unsupported`, `stream_usage`, `reasoning_cache_size`,
+    `responses`); a bad one raises ConfigError here.
 
     Before any upstream call, a request the profile cannot serve raises UpstreamError (400, not
     retryable): a refused parameter under `on_unsupported: reject`, or a malformed `reasoning`.
@@ -49,6 +51,8 @@ class OpenAICompatProvider:
         self._settings = Settings.from_spec(spec)
         self.profile = self._settings.profile
         self._chat_url = f"{spec.base_url}/chat/completions"
+        self._responses_url = f"{spec.base_url}/responses"
+        self.speaks_responses = self._settings.responses
         self._embeddings_url = f"{spec.base_url}/embeddings"
         self._replay = (
             ReasoningCache(self._settings.reasoning_cache_size)
@@ -126,6 +130,29 @@ class OpenAICompatProvider:
         except orjson.JSONDecodeError:
             raise http.bad_answer(self.id, "a response that is not valid JSON") from None
 
+    async def _read_some(
+        self, content: aiohttp.StreamReader, call: UpstreamCall, waiting_first: bool
+    ) -> bytes:
+        """The next bytes of a stream: bounded by the first-byte timeout until the first event
+        came, then only by the request's deadline. b"" at the end of the body."""
+        timeout = http.remaining(call)
+        first_byte = self._spec.timeouts.first_byte
+        if waiting_first:
+            timeout = min(timeout, first_byte)
+        if timeout <= 0:
+            raise UpstreamTimeoutError(
+                f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                return await content.readany()
+        except TimeoutError:
+            if not waiting_first:  # only the deadline bounds a stream once it runs
+                raise UpstreamTimeoutError(
+                    f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
+                ) from None
+            raise http.timed_out(self.id, "sent no first event", timeout, first_byte) from None
+
     async def complete(self, call: UpstreamCall) -> Completion:
         request, prepared, plan = self._prepare(call, stream=False)
         body, data = await self._read_json(self._chat_url, request, call)
@@ -137,6 +164,56 @@ class OpenAICompatProvider:
                 data, body = normalised, orjson.dumps(normalised)
         usage = Usage.from_openai(data.get("usage"))
         return Completion(body=body, data=data, usage=usage, dropped=prepared.dropped)
+
+    async def respond(self, call: UpstreamCall) -> Completion:
+        """POST {base_url}/responses with the client's request as it is (`model` excepted);
+        see `base.ResponsesPassThrough`. No profile applies: the host speaks OpenAI's API."""
+        body, data = await self._read_json(self._responses_url, orjson.dumps(call.body), call)
+        if not isinstance(data, dict) or data.get("object") != "response":
+            raise http.bad_answer(self.id, "a JSON document that is not a Response")
+        return Completion(
+            body=body, data=data, usage=from_responses(data.get("usage")), native=True
+        )
+
+    async def respond_stream(self, call: UpstreamCall) -> AsyncIterator[StreamChunk]:
+        """The Responses stream's events as they arrive, each chunk one event's JSON."""
+        response = await http.post(
+            self._ready(),
+            self._responses_url,
+            orjson.dumps(call.body),
+            call,
+            provider=self.id,
+            first_byte=self._spec.timeouts.first_byte,
+            read_error=from_status,
+        )
+        decoder = SSEDecoder()
+        ended = False  # a terminal event (completed, incomplete, failed) arrived
+        try:
+            waiting_first = True
+            while not ended:
+                raw = await self._read_some(response.content, call, waiting_first)
+                if not raw:
+                    break
+                events = decoder.feed(raw)
+                last = len(events) - 1
+                for i, event in enumerate(events):
+                    if event.data == "[DONE]":
+                        continue
+                    chunk, ended = _response_event(self.id, event.data, more=i < last)
+                    waiting_first = False
+                    yield chunk
+                    if ended:
+                        break
+        except aiohttp.ClientError as exc:
+            raise http.transport_error(self.id, exc, mid_stream=True) from None
+        finally:
+            response.close()
+        if not ended:
+            raise UpstreamError(
+                f"provider '{self.id}' stream ended before the response was complete",
+                retryable=True,
+                code="upstream_truncated",
+            )
 
     async def embed(self, call: UpstreamCall) -> Completion:
         """POST {base_url}/embeddings with the body as sent; see `base.Embeddings`."""
@@ -167,25 +244,7 @@ class OpenAICompatProvider:
             content = response.content
             waiting_first = True  # the first event is held to the first-byte timeout too
             while not done:
-                timeout = http.remaining(call)
-                first_byte = self._spec.timeouts.first_byte
-                if waiting_first:
-                    timeout = min(timeout, first_byte)
-                if timeout <= 0:
-                    raise UpstreamTimeoutError(
-                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
-                    )
-                try:
-                    async with asyncio.timeout(timeout):
-                        raw = await content.readany()
-                except TimeoutError:
-                    if not waiting_first:  # only the deadline bounds a stream once it runs
-                        raise UpstreamTimeoutError(
-                            f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
-                        ) from None
-                    raise http.timed_out(
-                        self.id, "sent no first event", timeout, first_byte
-                    ) from None
+                raw = await self._read_some(content, call, waiting_first)
                 if not raw:
                     break
                 # Everything this read completed is decoded first and handed over together,
@@ -267,6 +326,32 @@ def _decode_event(provider: str, data: str) -> dict[str, Any]:
             code="upstream_stream_error",
         )
     return obj
+
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def _response_event(provider: str, data: str, *, more: bool) -> tuple[StreamChunk, bool]:
+    """One Responses stream event as a chunk (with the usage of a terminal event), and whether
+    it ends the stream. An `error` event ends it with an UpstreamError."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise http.bad_answer(provider, "a stream event that is not valid JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise http.bad_answer(provider, "a stream event without a type")
+    kind = obj["type"]
+    if kind == "error":
+        raise UpstreamError(
+            f"provider '{provider}' reported an error mid-stream: {obj.get('message')}",
+            retryable=True,
+            code="upstream_stream_error",
+        )
+    usage = None
+    if kind in _TERMINAL:
+        response = obj.get("response")
+        usage = from_responses(response.get("usage")) if isinstance(response, dict) else None
+    return StreamChunk(data=data.encode(), usage=usage, more=more), kind in _TERMINAL
 
 
 def _finishes(obj: dict[str, Any]) -> bool:

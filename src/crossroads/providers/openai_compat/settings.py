@@ -8,7 +8,10 @@ provider is created so a typo fails at start-up, not on the first request.
 - `stream_usage`: whether to ask for usage on streams with `stream_options.include_usage`;
   default: what the profile says the host accepts.
 - `reasoning_cache_size`: tool turns whose reasoning is remembered for hosts that need it back
-  (default 10,000)."""
+  (default 10,000).
+- `responses`: the host serves OpenAI's Responses API itself (OpenAI; vLLM and SGLang for
+  gpt-oss): requests to the gateway's `/v1/responses` are passed to its `/responses` unchanged
+  rather than translated to Chat Completions (default false)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from crossroads.providers.profiles import Policy, Profile, load_builtin
 
 __all__ = ["Settings"]
 
-_KNOWN = frozenset({"profile", "on_unsupported", "stream_usage", "reasoning_cache_size"})
+_KNOWN = frozenset(
+    {"profile", "on_unsupported", "stream_usage", "reasoning_cache_size", "responses"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,7 @@ class Settings:
     on_unsupported: Policy
     stream_usage: bool
     reasoning_cache_size: int
+    responses: bool = False
 
     @classmethod
     def from_spec(cls, spec: ProviderSpec) -> Settings:
@@ -59,6 +65,7 @@ class Settings:
             on_unsupported=policy,
             stream_usage=_bool(spec, options, "stream_usage", profile.stream_usage),
             reasoning_cache_size=_size(spec, options),
+            responses=_bool(spec, options, "responses", False),
         )
 
 
