@@ -3,8 +3,8 @@ Responses endpoint on 127.0.0.1: a throwaway CODEX_HOME with a config.toml namin
 a custom provider, every feature that would reach another host turned off, and a proxy that leads
 nowhere as a second guard.
 
-`python -m support.codex capture DIR` (with PYTHONPATH=tests) runs Codex once against the capture
-server through a two-turn shell-tool loop and writes its request bodies to DIR (tests/fixtures/codex)."""
+`python -m support.codex capture DIR` (with PYTHONPATH=tests) runs Codex through a two-turn
+shell-tool loop against the capture server and writes its requests to DIR (tests/fixtures/codex)."""
 
 from __future__ import annotations
 
