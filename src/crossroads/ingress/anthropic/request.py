@@ -14,20 +14,20 @@ thinking and redacted_thinking are refused with a 400 rather than silently dropp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
 
-from crossroads.errors import InvalidRequestError
+from crossroads.ingress.validation import bad as _bad
+from crossroads.ingress.validation import convert_at as _convert
+from crossroads.ingress.validation import tagged
 from crossroads.schemas.sealed_reasoning import is_sealed, unseal
 
 __all__ = ["TOOL_ERROR_PREFIX", "Converted", "to_chat_request"]
 
-T = TypeVar("T")
 JSON = dict[str, Any]
 
 TOOL_ERROR_PREFIX = "[tool error] "
@@ -36,8 +36,6 @@ MAX_SEALED_REASONING = 4 * 1024 * 1024
 """Put before the content of a `tool_result` with `is_error: true`: Chat Completions tool
 messages have no error flag, and the model should still learn that the tool failed."""
 
-_AT = re.compile(r" - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `([^`]*)`$")
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 INT32_MAX = 2**31 - 1  # hosts read token counts as 32-bit integers; some wrap larger ones
 Positive = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
@@ -323,21 +321,7 @@ def _assistant(
 def _blocks(content: list[JSON], path: str, allowed: Mapping[str, type[Block]]) -> list[Block]:
     """Each content block, validated as the struct its `type` names; a type not in `allowed`
     (unknown, or not allowed in this place) is a 400 naming its position."""
-    blocks: list[Block] = []
-    for index, raw in enumerate(content):
-        where = f"{path}[{index}]"
-        kind = raw.get("type")
-        if not isinstance(kind, str):
-            raise _bad(f"{where}.type", "field required" if kind is None else "must be a string")
-        cls = allowed.get(kind)
-        if cls is None:
-            expected = ", ".join(allowed)
-            raise _bad(
-                f"{where}.type",
-                f"unsupported content block type '{kind}'; expected one of: {expected}",
-            )
-        blocks.append(_convert(raw, cls, where))
-    return blocks
+    return tagged(content, path, allowed)
 
 
 def _part(block: Block) -> JSON:
@@ -389,30 +373,3 @@ def _thinking(config: ThinkingConfig) -> JSON:
 
 def _join(texts: Any) -> str:
     return "\n".join(texts)
-
-
-def _convert(value: Any, cls: type[T], path: str) -> T:
-    """`value` as `cls`; a type error becomes a 400 naming `path` plus msgspec's inner path."""
-    try:
-        return msgspec.convert(value, cls, str_keys=True)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT.search(text)
-        inner = match.group(1) if match else ""
-        message = (text[: match.start()] if match else text).replace(" | null", "")
-        missing = _MISSING.match(message)
-        if missing:
-            inner = _path(inner, missing.group(1))
-            message = "field required"
-        raise _bad(_path(path, inner), message) from None
-
-
-def _path(outer: str, inner: str) -> str:
-    if not outer or not inner:
-        return outer or inner
-    return outer + inner if inner.startswith("[") else f"{outer}.{inner}"
-
-
-def _bad(param: str, problem: str) -> InvalidRequestError:
-    where = param or "body"
-    return InvalidRequestError(f"{where}: {problem}", param=param or None)
