@@ -23,7 +23,7 @@ from crossroads.config.schema import (
     RoutingSection,
     SamplingDefaults,
 )
-from crossroads.config.settings import LOOPBACK_HOSTS, EdgeSettings, Settings
+from crossroads.config.settings import LOOPBACK_HOSTS, EdgeSettings, ResponsesSettings, Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
@@ -176,9 +176,19 @@ def load_settings(
         max_json_depth=config.server.max_json_depth,
         max_model_name_chars=config.server.max_model_name_chars,
         edge=_edge(config, source),
+        responses=_responses(config, source),
     )
     _check_server(settings, source)
     return settings
+
+
+def _responses(config: ConfigFile, source: _Source) -> ResponsesSettings:
+    section = config.responses
+    if not section.retention_days > 0:
+        raise source.error("$.responses.retention_days", "must be a number of days above 0")
+    if section.max_stored_bytes < 1024:
+        raise source.error("$.responses.max_stored_bytes", "must be at least 1024")
+    return ResponsesSettings(section.store, section.retention_days, section.max_stored_bytes)
 
 
 def _auto_providers(

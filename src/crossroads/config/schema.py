@@ -167,6 +167,18 @@ class SavingsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     teams: dict[str, str] = {}
 
 
+class ResponsesSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # POST /v1/responses keeps each response whose request has `store` (OpenAI's default:
+    # true) for `previous_response_id` and GET/DELETE /v1/responses/{id}, in
+    # data_dir/responses.sqlite3: its input and output items, so prompts and answers. Off:
+    # nothing is kept, and requests that need storage get a 400.
+    store: bool = True
+    # Days a stored response is kept; then it is deleted.
+    retention_days: float = 30.0
+    # A response whose stored context (input and output items) is larger is not kept.
+    max_stored_bytes: int = 16 * 1024 * 1024
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = ServerSection()
     embedded: EmbeddedSection = EmbeddedSection()
@@ -180,6 +192,7 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     storage: StorageSection = StorageSection()
     limits: LimitsSection = LimitsSection()
     savings: SavingsSection = SavingsSection()
+    responses: ResponsesSection = ResponsesSection()
     # Overrides and additions to the shipped catalog, in the catalog's own shape.
     catalog: dict[str, list[dict[str, Any]]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.

@@ -41,6 +41,15 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesSettings:
+    """Stored responses of POST /v1/responses (the config's `responses` section)."""
+
+    store: bool = True
+    retention_days: float = 30.0
+    max_stored_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     source: str  # the config file, or "defaults"
     host: str
@@ -72,6 +81,7 @@ class Settings:
     max_model_name_chars: int = 256
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
 
     def scrubber(self) -> Scrubber:
         """The scrubber of every secret configured here: each provider's API key and

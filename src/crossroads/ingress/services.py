@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from crossroads.governance.gate import Gate
 from crossroads.ingress.body import DepthGauge
 from crossroads.ingress.inflight import InFlight
+from crossroads.ingress.responses.store import ResponseStore
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
@@ -28,3 +29,4 @@ class Services:
     json_depth: DepthGauge = field(default_factory=DepthGauge)  # server.max_json_depth
     max_model_name_chars: int = 256  # server.max_model_name_chars
     inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace
+    responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # stored ones

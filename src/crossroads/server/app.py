@@ -22,6 +22,7 @@ from crossroads.ingress.anthropic import errors as anthropic_errors
 from crossroads.ingress.openai import chat_completions, get_model, list_models
 from crossroads.ingress.openai.embeddings import embeddings
 from crossroads.ingress.openai.errors import error_response
+from crossroads.ingress.responses.handler import create_response, delete_response, get_response
 from crossroads.ledger.store import LedgerStore
 from crossroads.server import admin_governance as gov
 from crossroads.server import admin_reports, dashboard
@@ -213,6 +214,9 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+            Route("/v1/responses", create_response, methods=["POST"]),
+            Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+            Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

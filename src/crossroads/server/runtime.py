@@ -24,6 +24,7 @@ from crossroads.governance.sqlite_store import SQLiteGovernanceStore
 from crossroads.governance.store import GovernanceStore
 from crossroads.ingress.body import DepthGauge
 from crossroads.ingress.openai import models_body
+from crossroads.ingress.responses.store import ResponseStore
 from crossroads.ingress.services import Services
 from crossroads.ledger import recovery
 from crossroads.ledger.sqlite import SQLiteLedgerStore
@@ -105,6 +106,11 @@ class Gateway:
             scrub=self.scrub,
             json_depth=DepthGauge(settings.max_json_depth),
             max_model_name_chars=settings.max_model_name_chars,
+            responses=ResponseStore(
+                settings.data_dir / "responses.sqlite3" if settings.responses.store else None,
+                retention_days=settings.responses.retention_days,
+                max_bytes=settings.responses.max_stored_bytes,
+            ),
         )
         self.ready = False
         self.unsaved_records = 0
@@ -122,6 +128,7 @@ class Gateway:
         app.state.services = self.services
         app.state.gateway = self
         await self.store.open()
+        await self.services.responses.open()
         await self._replay_recovery_files()
         await self.ledger.start()
         await self.gate.start()
@@ -150,6 +157,7 @@ class Gateway:
                 *(p.aclose() for p in self.providers.values()), return_exceptions=True
             )
             await self.gate.aclose()
+            await self.services.responses.aclose()
             await self._drain_ledger()
 
     async def _replay_recovery_files(self) -> None:
