@@ -1,7 +1,7 @@
 """The real Codex CLI (`codex exec`, pinned; tests/support/codex.py) through the gateway's
-/v1/responses: a shell-tool loop against a DeepSeek-style upstream that reasons before it calls
-Codex's `exec_command` tool, and the same loop against the capture server, so a failure says
-whether Codex or the gateway moved."""
+/v1/responses: a shell-tool loop against a DeepSeek-style and an Anthropic upstream, each
+reasoning before it calls Codex's `exec_command` tool; and the same loop against the capture
+server, so a failure says whether Codex or the gateway moved."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from crossroads.mockupstream import MockUpstreamThread
 from support.codex import codex_binary, run_codex
 from support.responses_capture import CaptureServer, function_call, message, reasoning
 
+JSON = dict[str, Any]
 PROOF = "proof.txt"
 COMMAND = f"printf 'made by codex' > {PROOF}"
 PROMPT = f"Create {PROOF} in the current directory."
@@ -35,26 +36,52 @@ def codex() -> Path:
     return binary
 
 
-def deepseek_config(mock: MockUpstreamThread) -> dict[str, Any]:
+def upstream_config(mock: MockUpstreamThread) -> dict[str, Any]:
+    base = mock.url  # ends in /v1; the Anthropic adapter wants the host root
     return {
         "embedded": {"enabled": False},
-        "providers": {"ds": {"type": "openai", "base_url": mock.url}},
-        "models": [{"name": "deepseek", "provider": "ds", "upstream_model": "mock"}],
+        "providers": {
+            "ds": {"type": "openai", "base_url": base},
+            "anth": {"type": "anthropic", "base_url": base.removesuffix("/v1")},
+        },
+        "models": [
+            {"name": "deepseek", "provider": "ds", "upstream_model": "mock"},
+            {"name": "anthropic", "provider": "anth", "upstream_model": "mock"},
+        ],
     }
 
 
-def tool_messages(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The assistant turns that called tools, and the tool results, of a chat request."""
+def returned_turn(model: str, body: dict[str, Any]) -> tuple[str, JSON, str, str]:
+    """From the upstream's turn-2 request: the reasoning the tool-calling turn came back with,
+    its tool call (name, arguments as JSON text, id), and the tool result's (call id, text)."""
     messages = body["messages"]
-    calls = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
-    return calls, [m for m in messages if m["role"] == "tool"]
+    if model == "anthropic":
+        (assistant,) = [m for m in messages if m["role"] == "assistant"]
+        thinking = [b for b in assistant["content"] if b["type"] == "thinking"]
+        assert assistant["content"][0]["type"] == "thinking"  # Anthropic's rule for tool loops
+        assert thinking[0]["signature"]  # the opaque signature survived the round trip
+        (use,) = [b for b in assistant["content"] if b["type"] == "tool_use"]
+        call = {"name": use["name"], "arguments": json.dumps(use["input"]), "id": use["id"]}
+        results = [
+            b for m in messages if m["role"] == "user" and isinstance(m["content"], list)
+            for b in m["content"] if b.get("type") == "tool_result"
+        ]  # fmt: skip
+        (result,) = results
+        return thinking[0]["thinking"], call, result["tool_use_id"], json.dumps(result["content"])
+    (assistant,) = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
+    (tool_call,) = assistant["tool_calls"]
+    call = {**tool_call["function"], "id": tool_call["id"]}
+    (result,) = [m for m in messages if m["role"] == "tool"]
+    reasoning_text = assistant.get("reasoning_content") or ""
+    return reasoning_text, call, result["tool_call_id"], json.dumps(result["content"])
 
 
+@pytest.mark.parametrize("model", ["deepseek", "anthropic"])
 def test_codex_runs_a_shell_tool_through_the_gateway(
-    gateway: GatewayFactory, mock: MockUpstreamThread, codex: Path, tmp_path: Path
+    gateway: GatewayFactory, mock: MockUpstreamThread, codex: Path, tmp_path: Path, model: str
 ) -> None:
     # Turn 1: reasoning, then a call to Codex's shell tool; turn 2: text, and the upstream
-    # refuses (DeepSeek's 400) unless the tool-calling turn came back with its reasoning.
+    # refuses (DeepSeek's or Anthropic's 400) if the tool-calling turn lost its reasoning.
     arguments = quote(json.dumps({"cmd": COMMAND}))
     mock.script(
         [
@@ -62,31 +89,29 @@ def test_codex_runs_a_shell_tool_through_the_gateway(
             "reasoning=6,require_reasoning_replay",
         ]
     )
-    gw = gateway(deepseek_config(mock))
+    gw = gateway(upstream_config(mock))
     workdir = tmp_path / "work"
     workdir.mkdir()
 
-    run = run_codex(codex, gw.v1, PROMPT, workdir, model="deepseek")
+    run = run_codex(codex, gw.v1, PROMPT, workdir, model=model)
 
     assert run.returncode == 0, run.describe()
     assert (workdir / PROOF).read_text() == "made by codex"
     assert "mock answer:" in run.last_message, run.describe()
     first, second = [r["json"] for r in mock.requests()]
-    offered = {t["function"]["name"] for t in first["tools"]}
+    offered = [t.get("name") or t["function"]["name"] for t in first["tools"]]
     assert "exec_command" in offered
-    (assistant,), (result,) = tool_messages(second)
-    (call,) = assistant["tool_calls"]
-    assert call["function"]["name"] == "exec_command"
-    assert json.loads(call["function"]["arguments"]) == {"cmd": COMMAND}
-    assert result["tool_call_id"] == call["id"]
-    result_text = json.dumps(result["content"])
+    reasoning_text, call, result_id, result_text = returned_turn(model, second)
+    assert call["name"] == "exec_command"
+    assert json.loads(call["arguments"]) == {"cmd": COMMAND}
+    assert result_id == call["id"]
     assert "Process exited with code 0" in result_text
-    assert assistant.get("reasoning_content") == REASONING  # round-tripped through Codex
+    assert reasoning_text == REASONING  # round-tripped through Codex in encrypted_content
     gw.stop()
     records = gw.ledger()
     assert [r.endpoint for r in records] == ["responses", "responses"]
     assert all(r.status is Status.OK and r.stream for r in records)
-    assert all(r.requested_model == "deepseek" for r in records)
+    assert all(r.requested_model == model for r in records)
 
 
 def test_codex_loop_against_the_capture_server(codex: Path, tmp_path: Path) -> None:
