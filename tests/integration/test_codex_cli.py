@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from conftest import GatewayFactory
@@ -19,6 +20,7 @@ from support.codex import codex_binary, run_codex
 from support.responses_capture import CaptureServer, function_call, message, reasoning
 
 JSON = dict[str, Any]
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "codex"
 PROOF = "proof.txt"
 COMMAND = f"printf 'made by codex' > {PROOF}"
 PROMPT = f"Create {PROOF} in the current directory."
@@ -140,3 +142,37 @@ def test_codex_loop_against_the_capture_server(codex: Path, tmp_path: Path) -> N
     assert echoed[0]["encrypted_content"] == "sealed-1"
     assert echoed[2]["call_id"] == echoed[1]["call_id"] == "call_capture_1"
     assert "Process exited with code 0" in echoed[2]["output"]
+
+
+@pytest.mark.parametrize("name", ["first_request", "second_request"])
+def test_recorded_codex_requests_are_served(
+    gateway: GatewayFactory, mock: MockUpstreamThread, name: str
+) -> None:
+    """Codex's recorded requests (tests/fixtures/codex, `python -m support.codex capture`),
+    replayed without Codex: every function tool reaches the upstream, the namespace's under
+    their own names; the hosted web_search tool is dropped and named; the stream completes.
+    The second request's reasoning came from another server: its encrypted_content is not the
+    gateway's, so it is ignored, not an error."""
+    body = json.loads((FIXTURES / f"{name}.json").read_text())
+    body["model"] = "deepseek"
+    gw = gateway(upstream_config(mock))
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream("POST", f"{gw.v1}/responses", json=body) as answer,
+    ):
+        events = [line[7:] for line in answer.iter_lines() if line.startswith("event: ")]
+    assert answer.status_code == 200
+    assert answer.headers["x-crossroads-dropped-params"] == "tools.web_search"
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    sent = mock.requests()[0]["json"]
+    functions = [t["name"] for t in body["tools"] if t["type"] == "function"]
+    namespaced = [
+        t["name"] for ns in body["tools"] if ns["type"] == "namespace" for t in ns["tools"]
+    ]
+    names = [t["function"]["name"] for t in sent["tools"]]
+    assert sorted(names) == sorted(functions + namespaced)
+    assert "close_agent" in namespaced
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles[0] == "system"
+    if name == "second_request":
+        assert roles[-2:] == ["assistant", "tool"]
