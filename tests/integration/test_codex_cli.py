@@ -116,6 +116,68 @@ def test_codex_runs_a_shell_tool_through_the_gateway(
     assert all(r.requested_model == model for r in records)
 
 
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        ("error_event", "reported an error mid-stream"),
+        ("truncate", "stream ended before the answer was complete"),
+    ],
+)
+def test_codex_reports_an_upstream_failure_mid_stream(
+    gateway: GatewayFactory,
+    mock: MockUpstreamThread,
+    codex: Path,
+    tmp_path: Path,
+    script: str,
+    said: str,
+) -> None:
+    """A stream that breaks after it began reaches Codex as a failed response, not as a
+    completed one: Codex fails the turn with the gateway's reason and exits non-zero."""
+    mock.script([script])
+    gw = gateway(upstream_config(mock))
+
+    run = run_codex(codex, gw.v1, PROMPT, tmp_path, model="deepseek")
+
+    assert run.returncode != 0, run.describe()
+    (failed,) = [e for e in run.events() if e.get("type") == "turn.failed"]
+    assert said in failed["error"]["message"]
+    assert len(mock.requests()) == 1
+    gw.stop()
+    (record,) = gw.ledger()
+    assert (record.endpoint, record.status) == ("responses", Status.ERROR)
+
+
+def test_codex_presents_its_key_in_keys_mode(
+    gateway: GatewayFactory, mock: MockUpstreamThread, codex: Path, tmp_path: Path
+) -> None:
+    """Codex sends the key from its provider's `env_key` as a bearer token: a Crossroads key
+    is served and recorded under its id; a wrong one is a 401 Codex reports, with no upstream
+    call and without the presented key in what Codex shows."""
+    admin = "admin-key-for-codex-0123456789"
+    config = upstream_config(mock) | {"auth": {"mode": "keys", "refresh_interval": 0.2}}
+    gw = gateway(config, environ={"CROSSROADS_ADMIN_KEY": admin})
+    created = httpx.post(
+        f"{gw.url}/admin/keys",
+        json={"name": "codex"},
+        headers={"authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
+    key = created.json()["key"]
+    wrong = "crk_0000000000_" + "w" * 32
+
+    refused = run_codex(codex, gw.v1, PROMPT, tmp_path, model="deepseek", key=wrong)
+    assert refused.returncode != 0, refused.describe()
+    assert "401" in refused.stdout and wrong not in refused.stdout + refused.stderr
+    assert mock.requests() == []
+
+    served = run_codex(codex, gw.v1, PROMPT, tmp_path, model="deepseek", key=key)
+    assert served.returncode == 0, served.describe()
+    assert "mock answer:" in served.last_message
+    gw.stop()
+    ok = [r for r in gw.ledger() if r.status is Status.OK]
+    assert len(ok) == 1 and ok[0].api_key_id is not None and ok[0].api_key_id in key
+
+
 def test_codex_loop_against_the_capture_server(codex: Path, tmp_path: Path) -> None:
     """The same loop with a server that speaks the Responses API as OpenAI does: pins what Codex
     sends back in turn 2 (reasoning with its encrypted_content, the call, the output)."""
