@@ -17,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from conformance import responses_scenarios as rs
 from conformance.harness import (
     CLIENT_TIMEOUT,
     SECRET,
@@ -473,4 +474,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(upstream_429),
     Scenario(upstream_5xx),
     Scenario(truncated_stream),
+    # The same through the Responses ingress (conformance/responses_scenarios.py).
+    Scenario(rs.responses_chat),
+    Scenario(rs.responses_tool_round_trip, needs=("tools",)),
+    Scenario(rs.responses_parallel_tools, needs=("tools", "parallel_tools")),
+    Scenario(rs.responses_reasoning, needs=("reasoning",)),
+    Scenario(rs.responses_reasoning_tool_loop, needs=("tools", "reasoning")),
+    Scenario(rs.responses_json_mode, needs=("json_mode",)),
+    Scenario(rs.responses_usage),
+    Scenario(rs.responses_upstream_failures),
+    Scenario(rs.responses_truncated_stream),
 )

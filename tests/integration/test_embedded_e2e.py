@@ -137,3 +137,27 @@ def test_max_tokens_beyond_the_model_is_a_clear_400_never_wrapped(
     message = str(caught.value)
     assert "max_tokens" in message and ("2147483647" in message or "4096" in message)
     assert "-2147483648" not in message
+
+
+def test_the_responses_api_whole_and_streamed(gw: GatewayThread) -> None:
+    """The Responses ingress over the real llama.cpp model: the same answer shape whole and
+    streamed, usage from the model itself, `max_output_tokens` honoured."""
+    client = llm(gw)
+    whole = client.responses.create(
+        model=MODEL, input="Say hi.", instructions="Be brief.", max_output_tokens=8, store=False
+    )
+    assert whole.model == MODEL and whole.output_text
+    assert whole.status in ("completed", "incomplete")
+    assert whole.usage is not None and 0 < whole.usage.output_tokens <= 8
+    # A cut at max_output_tokens ends the stream with `response.incomplete`, as OpenAI's does
+    # (the SDK's `responses.stream` helper waits for `response.completed` only).
+    events = list(
+        client.responses.create(
+            model=MODEL, input="Count to three.", max_output_tokens=12, store=False, stream=True
+        )
+    )
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and "response.output_text.delta" in kinds
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.output_text and final.usage is not None and final.usage.output_tokens > 0

@@ -159,7 +159,7 @@ class MockUpstream:
 
     def make_app(self) -> web.Application:
         """The aiohttp application, for callers that run it their own way."""
-        app = web.Application()
+        app = web.Application(client_max_size=32 * 1024 * 1024)  # real hosts take bodies of MBs
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._chat, name="anthropic-messages")
         app.router.add_post("/v1/embeddings", self._embeddings)

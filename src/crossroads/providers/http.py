@@ -10,6 +10,7 @@ Each adapter reads its own wire format's error message (`ErrorReader`)."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -127,6 +128,9 @@ async def post_and_read(
     return body
 
 
+LARGE_BODY = 1024 * 1024
+
+
 async def _post(
     session: aiohttp.ClientSession,
     url: str,
@@ -141,7 +145,10 @@ async def _post(
     reading = False
     try:
         async with asyncio.timeout(timeout) as timer:
-            response = await session.post(url, data=data)
+            # Bodies above aiohttp's 1 MiB mark go as a stream it writes in pieces (a plain
+            # bytes body that large is written in one go, and aiohttp warns about it).
+            body = data if len(data) <= LARGE_BODY else io.BytesIO(data)
+            response = await session.post(url, data=body)
             if response.status >= 400:
                 raise await refusal(provider, response, read_error)
             if not whole:

@@ -36,7 +36,7 @@ from crossroads.errors import GatewayError
 from crossroads.ingress.responses.request import Converted
 from crossroads.schemas import Usage
 from crossroads.schemas.chat_wire import ChatChunk, ChatCompletion, Delta
-from crossroads.schemas.sealed_reasoning import seal
+from crossroads.schemas.sealed_reasoning import seal, seal_signed
 from crossroads.sse import encode_event
 
 __all__ = ["Event", "ResponseShell", "StreamTranslator", "encode_events", "whole_response"]
@@ -54,7 +54,10 @@ def usage_object(usage: Usage | None) -> JSON | None:
         return None
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
@@ -90,9 +93,7 @@ class ResponseShell:
             "created_at": self.created_at,
             "status": status,
             "background": False,
-            "error": {"code": error.code or error.kind, "message": error.message}
-            if error
-            else None,
+            "error": {"code": error_code(error), "message": error.message} if error else None,
             "incomplete_details": {"reason": incomplete} if incomplete else None,
             "instructions": req.instructions,
             "max_output_tokens": req.max_output_tokens,
@@ -115,6 +116,16 @@ class ResponseShell:
             "user": req.user,
             "metadata": req.metadata or {},
         }
+
+
+def error_code(error: GatewayError) -> str:
+    """The Response error code (an enum in OpenAI's schema) for a gateway error: clients such as
+    Codex retry `rate_limit_exceeded` and `server_error` after a pause."""
+    if error.status == 429:
+        return "rate_limit_exceeded"
+    if error.status == 400:
+        return "invalid_prompt"
+    return "server_error"
 
 
 def _format(fmt: Any) -> JSON:
@@ -148,9 +159,9 @@ def reasoning_item(item_id: str, text: str, converted: Converted, signature: str
         "status": "completed",
     }
     if converted.encrypted_reasoning:
-        # An upstream's own signature cannot be restored from; the reasoning itself can.
-        item["encrypted_content"] = seal(text)
-    del signature  # Responses has no place for a signature; the sealed text suffices
+        # Responses has no field for a signature: a signing upstream's (Anthropic's) travels
+        # sealed with the text, so the thinking goes back to it signed.
+        item["encrypted_content"] = seal_signed(text, signature) if signature else seal(text)
     return item
 
 

@@ -45,7 +45,7 @@ import msgspec
 import orjson
 
 from crossroads.ingress.validation import bad, convert_at, tagged
-from crossroads.schemas.sealed_reasoning import unseal
+from crossroads.schemas.sealed_reasoning import unseal_any
 
 __all__ = [
     "ENCRYPTED_REASONING",
@@ -341,12 +341,13 @@ def _items(raw: str | list[JSON]) -> list[Item]:
 class _Assistant:
     """The assistant turn being assembled from consecutive reasoning, message and call items."""
 
-    __slots__ = ("calls", "reasoning", "texts")
+    __slots__ = ("calls", "reasoning", "signature", "texts")
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.calls: list[JSON] = []
         self.reasoning: list[str] = []
+        self.signature: str | None = None
 
     def message(self) -> JSON:
         out: JSON = {
@@ -357,6 +358,8 @@ class _Assistant:
             out["tool_calls"] = self.calls
         if self.reasoning:
             out["reasoning_content"] = "\n".join(self.reasoning)
+            if self.signature:
+                out["reasoning_signature"] = self.signature
         return out
 
 
@@ -408,8 +411,11 @@ def _messages(instructions: str | None, items: Sequence[Item]) -> list[JSON]:
                 turn = _Assistant()
             text = ""
             if item.encrypted_content and sealed_left > 0:
-                text = unseal(item.encrypted_content, sealed_left) or ""
-                sealed_left -= len(text.encode())
+                opened = unseal_any(item.encrypted_content, sealed_left)
+                if opened is not None:
+                    text, signature = opened
+                    sealed_left -= len(text.encode())
+                    turn.signature = turn.signature or signature
             if not text and item.content:
                 text = "\n".join(part.text for part in item.content)
             if text:

@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +58,16 @@ class ResponseStore:
         *,
         retention_days: float = 30.0,
         max_bytes: int = 16 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._path = path
+        self._clock = clock
         self._retention = retention_days * 86400.0
         self.max_bytes = max_bytes
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, Stored] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes: dict[str, asyncio.Task[None]] = {}  # by response id, while in flight
         self._last_purge = 0.0
 
     @property
@@ -81,8 +83,8 @@ class ResponseStore:
 
     async def aclose(self) -> None:
         """Waits for the writes in flight, then closes the file."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writes:
+            await asyncio.gather(*self._writes.values(), return_exceptions=True)
         if self._db is not None:
             with self._lock:
                 self._db.close()
@@ -123,11 +125,11 @@ class ResponseStore:
                 len(context) + len(body),
             )
             return False
-        entry = Stored(response_id, owner or "", time.time(), body, context)
+        entry = Stored(response_id, owner or "", self._clock(), body, context)
         self._pending[response_id] = entry
         task = asyncio.get_running_loop().create_task(self._write(entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._writes[response_id] = task
+        task.add_done_callback(lambda _: self._writes.pop(response_id, None))
         return True
 
     async def get(self, response_id: str, owner: str | None) -> Stored | None:
@@ -137,14 +139,16 @@ class ResponseStore:
             entry = Stored(*row) if row is not None else None
         if entry is None or entry.owner != (owner or ""):
             return None
-        if entry.created_at + self._retention < time.time():
+        if entry.created_at + self._retention < self._clock():
             return None
         return entry
 
     async def delete(self, response_id: str, owner: str | None) -> bool:
         if await self.get(response_id, owner) is None:
             return False
-        self._pending.pop(response_id, None)
+        writing = self._writes.get(response_id)
+        if writing is not None:  # let its row land first, or it would come back after this
+            await asyncio.gather(writing, return_exceptions=True)
         await asyncio.to_thread(self._execute, "DELETE FROM responses WHERE id = ?", (response_id,))
         return True
 
@@ -161,11 +165,11 @@ class ResponseStore:
             log.error("response %s not stored: %s", entry.id, exc)
         finally:
             self._pending.pop(entry.id, None)
-        if time.time() - self._last_purge > PURGE_INTERVAL:
+        if self._clock() - self._last_purge > PURGE_INTERVAL:
             await self._purge()
 
     async def _purge(self) -> None:
-        self._last_purge = time.time()
+        self._last_purge = self._clock()
         cutoff = self._last_purge - self._retention
         try:
             await asyncio.to_thread(
