@@ -2,8 +2,9 @@
 OpenAI documents it: plain and streamed answers (`stream=True` and the `responses.stream`
 helper), `instructions`, a function-tool loop, DeepSeek-style reasoning carried across a
 stateless tool loop in `encrypted_content`, structured output (`text.format` json_schema and
-`responses.parse`), `previous_response_id` over stored responses, retrieve and delete, and
-bad input answered in OpenAI's error shape."""
+`responses.parse`), `previous_response_id` over stored responses, retrieve and delete of a
+streamed response, and unknown ids. Bad input, storage ownership, restarts, storage off and
+fallbacks are in test_responses_api.py."""
 
 from __future__ import annotations
 
@@ -269,43 +270,21 @@ def test_previous_response_id_continues_a_stored_conversation(
     ]
 
 
-def test_previous_response_id_carries_a_tool_call(oai: OpenAI, mock: MockUpstreamThread) -> None:
-    mock.script(["tool_call", "ok"])
-    first = oai.responses.create(model="m", input=QUESTION, tools=[WEATHER_TOOL])  # type: ignore[list-item]
-    (call,) = [item for item in first.output if item.type == "function_call"]
-    output = {"type": "function_call_output", "call_id": call.call_id, "output": "18 C"}
-    second = oai.responses.create(
-        model="m",
-        previous_response_id=first.id,
-        input=[output],  # type: ignore[list-item]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
-    )
-    assert second.output_text == f"mock answer: {QUESTION}"
-    assert [role for role, _ in sent(mock)] == ["user", "assistant", "tool"]
-
-
-def test_retrieve_and_delete(oai: OpenAI) -> None:
-    created = oai.responses.create(model="m", input="keep me")
+def test_retrieve_and_delete_a_streamed_response(oai: OpenAI) -> None:
+    """A streamed response is stored as the stream's final Response (test_responses_api.py
+    covers whole ones and continuing a deleted one)."""
+    with oai.responses.stream(model="m", input="keep me") as events:
+        created = events.get_final_response()
 
     got = oai.responses.retrieve(created.id)
     assert got.id == created.id and got.output_text == "mock answer: keep me"
-    assert got.status == "completed"
+    assert got.status == "completed" and got.usage == created.usage
 
     oai.responses.delete(created.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(created.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.delete(created.id)
-    with pytest.raises(openai.BadRequestError) as failure:
-        oai.responses.create(model="m", previous_response_id=created.id, input="more")
-    assert error_of(failure.value)["param"] == "previous_response_id"
-
-
-def test_store_false_is_not_kept(oai: OpenAI) -> None:
-    created = oai.responses.create(model="m", input="forget me", store=False)
-    assert created.output_text == "mock answer: forget me"
-    with pytest.raises(openai.NotFoundError):
-        oai.responses.retrieve(created.id)
 
 
 def error_of(exc: openai.APIStatusError) -> JSON:
@@ -315,30 +294,6 @@ def error_of(exc: openai.APIStatusError) -> JSON:
     error: JSON = body["error"]
     assert {"message", "type", "param", "code"} <= set(error)
     return error
-
-
-@pytest.mark.parametrize(
-    ("request_body", "param"),
-    [
-        ({"model": "m", "input": 5}, "input"),
-        ({"model": "m", "input": [{"type": "no_such_item"}]}, "input"),
-        (
-            {"model": "m", "input": "x", "previous_response_id": "resp_never"},
-            "previous_response_id",
-        ),
-        ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}, "text"),
-    ],
-    ids=["input-number", "unknown-item", "unknown-previous", "schema-without-schema"],
-)
-def test_bad_input_is_a_400_in_openai_shape(
-    oai: OpenAI, mock: MockUpstreamThread, request_body: JSON, param: str
-) -> None:
-    with pytest.raises(openai.BadRequestError) as failure:
-        oai.post("/responses", cast_to=object, body=request_body)
-    error = error_of(failure.value)
-    assert error["type"] == "invalid_request_error"
-    assert str(error["param"]).startswith(param), error
-    assert mock.requests() == []  # refused before any upstream call
 
 
 def test_unknown_response_id_is_a_404(oai: OpenAI) -> None:
