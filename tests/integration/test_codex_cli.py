@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -53,41 +53,69 @@ def upstream_config(mock: MockUpstreamThread) -> dict[str, Any]:
     }
 
 
-def returned_turn(model: str, body: dict[str, Any]) -> tuple[str, JSON, str, str]:
-    """From the upstream's turn-2 request: the reasoning the tool-calling turn came back with,
-    its tool call (name, arguments as JSON text, id), and the tool result's (call id, text)."""
+class ToolTurn(NamedTuple):
+    """One tool-calling turn as the upstream got it back: the reasoning it came with, the call
+    (name, arguments as a dict, id), and the tool result's call id and text."""
+
+    reasoning: str
+    name: str
+    arguments: JSON
+    call_id: str
+    result_id: str
+    result: str
+
+
+def returned_turns(model: str, body: JSON) -> list[ToolTurn]:
+    """The tool-calling turns of an upstream request, in order, in either wire format."""
     messages = body["messages"]
     if model == "anthropic":
-        (assistant,) = [m for m in messages if m["role"] == "assistant"]
-        thinking = [b for b in assistant["content"] if b["type"] == "thinking"]
-        assert assistant["content"][0]["type"] == "thinking"  # Anthropic's rule for tool loops
-        assert thinking[0]["signature"]  # the opaque signature survived the round trip
-        (use,) = [b for b in assistant["content"] if b["type"] == "tool_use"]
-        call = {"name": use["name"], "arguments": json.dumps(use["input"]), "id": use["id"]}
         results = [
             b for m in messages if m["role"] == "user" and isinstance(m["content"], list)
             for b in m["content"] if b.get("type") == "tool_result"
         ]  # fmt: skip
-        (result,) = results
-        return thinking[0]["thinking"], call, result["tool_use_id"], json.dumps(result["content"])
-    (assistant,) = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
-    (tool_call,) = assistant["tool_calls"]
-    call = {**tool_call["function"], "id": tool_call["id"]}
-    (result,) = [m for m in messages if m["role"] == "tool"]
-    reasoning_text = assistant.get("reasoning_content") or ""
-    return reasoning_text, call, result["tool_call_id"], json.dumps(result["content"])
+        turns = []
+        for assistant, result in zip(
+            [m for m in messages if m["role"] == "assistant"], results, strict=True
+        ):
+            blocks = assistant["content"]
+            assert blocks[0]["type"] == "thinking"  # Anthropic's rule for tool loops
+            assert blocks[0]["signature"]  # the opaque signature survived the round trip
+            (use,) = [b for b in blocks if b["type"] == "tool_use"]
+            turns.append(
+                ToolTurn(
+                    blocks[0]["thinking"], use["name"], use["input"], use["id"],
+                    result["tool_use_id"], json.dumps(result["content"]),
+                )
+            )  # fmt: skip
+        return turns
+    calling = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
+    results = [m for m in messages if m["role"] == "tool"]
+    turns = []
+    for assistant, result in zip(calling, results, strict=True):
+        (call,) = assistant["tool_calls"]
+        turns.append(
+            ToolTurn(
+                assistant.get("reasoning_content") or "", call["function"]["name"],
+                json.loads(call["function"]["arguments"]), call["id"],
+                result["tool_call_id"], json.dumps(result["content"]),
+            )
+        )  # fmt: skip
+    return turns
 
 
 @pytest.mark.parametrize("model", ["deepseek", "anthropic"])
 def test_codex_runs_a_shell_tool_through_the_gateway(
     gateway: GatewayFactory, mock: MockUpstreamThread, codex: Path, tmp_path: Path, model: str
 ) -> None:
-    # Turn 1: reasoning, then a call to Codex's shell tool; turn 2: text, and the upstream
-    # refuses (DeepSeek's or Anthropic's 400) if the tool-calling turn lost its reasoning.
-    arguments = quote(json.dumps({"cmd": COMMAND}))
+    # Turns 1 and 2: reasoning, then a call to Codex's shell tool (write a file, then read it);
+    # turn 3: text. The upstream refuses (DeepSeek's or Anthropic's 400) any request in which
+    # a tool-calling turn lost its reasoning.
+    write, read = {"cmd": COMMAND}, {"cmd": f"cat {PROOF}"}
     mock.script(
         [
-            f"tool=exec_command,tool_args={arguments},reasoning=6",
+            f"tool=exec_command,tool_args={quote(json.dumps(write))},reasoning=6",
+            f"tool=exec_command,tool_args={quote(json.dumps(read))},reasoning=6,"
+            "require_reasoning_replay",
             "reasoning=6,require_reasoning_replay",
         ]
     )
@@ -100,18 +128,22 @@ def test_codex_runs_a_shell_tool_through_the_gateway(
     assert run.returncode == 0, run.describe()
     assert (workdir / PROOF).read_text() == "made by codex"
     assert "mock answer:" in run.last_message, run.describe()
-    first, second = [r["json"] for r in mock.requests()]
+    first, _, third = [r["json"] for r in mock.requests()]
     offered = [t.get("name") or t["function"]["name"] for t in first["tools"]]
     assert "exec_command" in offered
-    reasoning_text, call, result_id, result_text = returned_turn(model, second)
-    assert call["name"] == "exec_command"
-    assert json.loads(call["arguments"]) == {"cmd": COMMAND}
-    assert result_id == call["id"]
-    assert "Process exited with code 0" in result_text
-    assert reasoning_text == REASONING  # round-tripped through Codex in encrypted_content
+    turns = returned_turns(model, third)
+    assert [(t.name, t.arguments) for t in turns] == [
+        ("exec_command", write),
+        ("exec_command", read),
+    ]
+    for turn in turns:
+        assert turn.result_id == turn.call_id
+        assert "Process exited with code 0" in turn.result
+        assert turn.reasoning == REASONING  # round-tripped through Codex in encrypted_content
+    assert "made by codex" in turns[1].result  # the command's output reached the model
     gw.stop()
     records = gw.ledger()
-    assert [r.endpoint for r in records] == ["responses", "responses"]
+    assert [r.endpoint for r in records] == ["responses"] * 3
     assert all(r.status is Status.OK and r.stream for r in records)
     assert all(r.requested_model == model for r in records)
 
