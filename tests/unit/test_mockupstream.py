@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import openai
@@ -232,6 +233,33 @@ def test_tool_call_streaming_assembles_to_valid_json(client: OpenAI) -> None:
     assert name == "get_weather"
     assert pieces == 6
     assert json.loads(arguments) == {"city": "hello world", "days": 1}
+
+
+def test_named_tool_with_scripted_arguments(client: OpenAI, mock: MockUpstreamThread) -> None:
+    other: ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "exec_command", "parameters": {"type": "object"}},
+    }
+    arguments = {"cmd": "echo a,b > out.txt", "workdir": "/tmp"}
+    mock.script([f"tool=exec_command,tool_args={quote(json.dumps(arguments))}", "tool=absent"])
+    stream = client.chat.completions.create(
+        model="mock", messages=USER, tools=[WEATHER_TOOL, other], stream=True
+    )
+    calls = [
+        c for chunk in stream if chunk.choices for c in chunk.choices[0].delta.tool_calls or []
+    ]
+    assert calls[0].function is not None and calls[0].function.name == "exec_command"
+    assert json.loads("".join(c.function.arguments or "" for c in calls if c.function)) == arguments
+    # A tool that is not offered is not called: the answer is text.
+    reply = client.chat.completions.create(model="mock", messages=USER, tools=[WEATHER_TOOL])
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_tool_args_must_be_a_json_object() -> None:
+    assert parse_script("tool=f,tool_args=%7B%7D").tool_call
+    for bad in ("tool_args=%5B1%5D", "tool_args=nope", "tool=a%20b", "tool="):
+        with pytest.raises(ScriptError):
+            parse_script(bad)
 
 
 def test_models_and_embeddings(client: OpenAI) -> None:

@@ -113,10 +113,13 @@ def _last_user_text(body: JSON) -> str:
     return ""
 
 
-def _chosen_tools(body: JSON, parallel: bool) -> list[JSON]:
-    """The tool named by `tool_choice`, else the first tool; with `parallel` (and no named tool,
-    and `parallel_tool_calls` not false) every offered tool."""
+def _chosen_tools(body: JSON, parallel: bool, name: str | None = None) -> list[JSON]:
+    """The tool called `name` if given (none when it is not offered); else the tool named by
+    `tool_choice`, else the first tool; with `parallel` (and no named tool, and
+    `parallel_tool_calls` not false) every offered tool."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("function")]
+    if name is not None:
+        return [dict(t["function"]) for t in tools if t["function"].get("name") == name][:1]
     if not tools:
         return []
     choice = body.get("tool_choice")
@@ -179,16 +182,18 @@ def _json_content(body: JSON, text: str) -> str | None:
 def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answer:
     """Decide the answer to chat request `body`: "mock answer: " plus the last user message
     (a JSON object when `response_format` asks for one), in `script.chunks` pieces; or, when the
-    script says `tool_call` and the request offers tools, a call to the `tool_choice` function
-    (else the first tool; with `parallel_tools`, every tool) whose arguments fill each schema
-    property with a placeholder (strings get the user's text), streamed in pieces. With
+    script says `tool_call` and the request offers tools, a call to the `tool=` function (else
+    the `tool_choice` one, else the first tool; with `parallel_tools`, every tool) whose
+    arguments are `tool_args` or fill each schema property with a placeholder (strings get the
+    user's text), streamed in pieces. With
     `reasoning=N`, N words of reasoning come first. Default usage: prompt tokens are the words
     in all messages, completion tokens are the pieces plus the reasoning tokens."""
     user_text = _last_user_text(body)
-    tools = _chosen_tools(body, script.parallel_tools) if script.tool_call else []
+    chosen = _chosen_tools(body, script.parallel_tools, script.tool_name)
+    tools = chosen if script.tool_call else []
     tool_calls = []
     for position, tool in enumerate(tools):
-        arguments = json.dumps(_arguments(tool.get("parameters"), user_text))
+        arguments = script.tool_args or json.dumps(_arguments(tool.get("parameters"), user_text))
         call_id = f"call_mock_{sequence}" + (f"_{position}" if position else "")
         tool_calls.append(ToolCall(call_id, str(tool.get("name", "")), arguments))
     if tool_calls:

@@ -215,10 +215,12 @@ def _only_tool_results(message: JSON) -> bool:
     return bool(blocks) and all(b.get("type") == "tool_result" for b in blocks)
 
 
-def _chosen_tools(body: JSON, view: JSON) -> list[JSON]:
+def _chosen_tools(body: JSON, view: JSON, name: str | None = None) -> list[JSON]:
     raw = body.get("tool_choice")
     choice: JSON = raw if isinstance(raw, dict) else {}
     tools = [t["function"] for t in view["tools"]]
+    if name is not None:
+        return [t for t in tools if t["name"] == name][:1]
     if not tools or choice.get("type") == "none":
         return []
     if choice.get("type") == "tool":
@@ -234,7 +236,9 @@ def _plan(body: JSON, script: Script, sequence: int) -> _Plan:
     view = _openai_view(body)
     answer = plan_answer({**view, "tools": []}, script, sequence, 0)
     calls = []
-    for position, tool in enumerate(_chosen_tools(body, view) if script.tool_call else []):
+    for position, tool in enumerate(
+        _chosen_tools(body, view, script.tool_name) if script.tool_call else []
+    ):
         named = {**view, "tool_choice": {"function": {"name": tool["name"]}}}
         call = plan_answer(named, replace(script, tool_call=True), sequence, 0).tool_call
         if call is not None:

@@ -3,6 +3,7 @@ one request (`status=503,retry_after=2`, `drip=0.05`, `mix=...`), parsed into a 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -44,6 +45,8 @@ class Script:
     truncate: bool = False
     no_done: bool = False
     tool_call: bool = False
+    tool_name: str | None = None
+    tool_args: str | None = None
     error_body: bool = False
     usage: tuple[int, int] | None = None
     cached: int = 0
@@ -113,6 +116,23 @@ def _text(value: str) -> str:
     return text
 
 
+def _tool_name(value: str) -> str:
+    if not value or not value.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+        raise ValueError("must be a tool name: letters, digits, '_', '-', '.'")
+    return value
+
+
+def _json_object(value: str) -> str:
+    text = unquote(value)
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ValueError("must be a percent-encoded JSON object") from None
+    if not isinstance(document, dict):
+        raise ValueError("must be a percent-encoded JSON object")
+    return text
+
+
 def _reset(value: str) -> ResetMode:
     if value == "before":
         return "before"
@@ -157,6 +177,8 @@ _VALUED: dict[str, Callable[[str], Any]] = {
     "reasoning_field": _reasoning_field,
     "refuse": _fields,
     "error_text": _text,
+    "tool": _tool_name,
+    "tool_args": _json_object,
 }
 _FLAGS = frozenset(
     {
@@ -181,7 +203,9 @@ def _apply_tokens(text: str, fields: dict[str, Any]) -> None:
         if convert is None:
             raise ScriptError(token, "unknown token")
         try:
-            fields[name] = convert(value)
+            fields["tool_name" if name == "tool" else name] = convert(value)
+            if name == "tool":
+                fields["tool_call"] = True
         except ValueError as exc:
             raise ScriptError(token, str(exc)) from None
 
@@ -234,6 +258,10 @@ def parse_script(text: str) -> Script:
     - `no_usage`: the answer reports no usage, as some hosts do: no `usage` in a whole chat or
       embeddings body, no usage chunk in a stream even when `stream_options` asks for one
       (OpenAI-format endpoints only).
+    - `tool=NAME`: `tool_call`, calling the offered tool named NAME (whatever `tool_choice`
+      says; no call when no such tool is offered); `tool_args=JSON` (a percent-encoded JSON
+      object): the arguments of the call, instead of placeholders filled from the schema (so
+      a test can script a call a real agent will run, e.g. Codex's `exec_command`).
     - `parallel_tools`: with `tool_call`, call every offered tool in one answer (unless the
       request names one tool or sets `parallel_tool_calls: false`); the Anthropic endpoint
       always does.
