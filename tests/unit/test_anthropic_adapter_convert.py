@@ -19,6 +19,7 @@ from crossroads.providers.anthropic.convert import build_request
 from crossroads.providers.anthropic.errors import from_error_object, from_status
 from crossroads.providers.anthropic.stream import StreamConverter
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatChunk, encode_chunk
 from crossroads.sse import SSEDecoder, encode_event
 
 JSON = dict[str, Any]
@@ -509,8 +510,14 @@ def convert(events: list[tuple[str, JSON]]) -> tuple[list[JSON], StreamConverter
     converter = StreamConverter("anth", created=1700000000, model="requested")
     chunks: list[JSON] = []
     for kind, data in events:
-        chunks += converter.feed(orjson.dumps(data).decode(), kind)
+        chunks += [as_sent(c) for c in converter.feed(orjson.dumps(data).decode(), kind)]
     return chunks, converter
+
+
+def as_sent(chunk: ChatChunk) -> JSON:
+    """A typed chunk as an OpenAI client receives it."""
+    sent: JSON = orjson.loads(encode_chunk(chunk))
+    return sent
 
 
 def deltas(chunks: list[JSON]) -> list[JSON]:
@@ -646,7 +653,7 @@ def test_event_name_stands_in_for_a_missing_type() -> None:
     converter = StreamConverter("anth", created=0)
     converter.feed(orjson.dumps(START[1]).decode())
     chunks = converter.feed("{}", "message_stop")
-    assert converter.finished and chunks[0]["choices"] == []
+    assert converter.finished and as_sent(chunks[0])["choices"] == []
 
 
 def _wire(events: list[tuple[str, JSON]]) -> bytes:
@@ -659,7 +666,7 @@ def _decode(pieces: list[bytes]) -> list[JSON]:
     chunks: list[JSON] = []
     for piece in pieces:
         for event in decoder.feed(piece):
-            chunks += converter.feed(event.data, event.event)
+            chunks += [as_sent(c) for c in converter.feed(event.data, event.event)]
     assert converter.finished and not decoder.has_partial
     return chunks
 

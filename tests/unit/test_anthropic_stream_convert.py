@@ -27,6 +27,7 @@ from crossroads.ingress.anthropic.request import to_chat_request
 from crossroads.ingress.anthropic.stream import Event, StreamTranslator, encode_events
 from crossroads.ingress.estimate import estimate_input_tokens
 from crossroads.schemas import ChatRequest
+from crossroads.schemas.chat_wire import decode_chunk
 from crossroads.schemas.sealed_reasoning import is_sealed, seal, unseal
 from crossroads.sse import SSEDecoder
 
@@ -59,8 +60,8 @@ USAGE = {"prompt_tokens": 12, "completion_tokens": 7, "prompt_tokens_details": {
 def run(chunks: list[JSON], stops: tuple[str, ...] = ()) -> list[Event]:
     translator = StreamTranslator("served", stops)
     events: list[Event] = []
-    for item in chunks:
-        events += translator.feed(item)
+    for item in chunks:  # as the ingress reads them: typed, decoded once
+        events += translator.feed(decode_chunk(orjson.dumps(item)))
     return events + translator.finish()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from crossroads.providers.anthropic.thinking_memory import StreamThinking, ThinkingMemory
+from crossroads.schemas.chat_wire import ChatChunk
 
 
 def turn(call_id: str, **extra: str) -> dict[str, object]:
@@ -52,7 +55,7 @@ def test_collects_a_stream() -> None:
         {"reasoning_signature": "sig"},
         {"tool_calls": [{"index": 0, "id": "call_7", "function": {"name": "f"}}]},
     ):
-        seen.see({"choices": [{"index": 0, "delta": delta}]})
+        seen.see(msgspec.convert({"choices": [{"index": 0, "delta": delta}]}, ChatChunk))
     seen.commit(memory)
     restored = memory.restore({"messages": [turn("call_7")]})
     assert restored["messages"][0]["reasoning_content"] == "think"

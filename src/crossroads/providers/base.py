@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,10 @@ class StreamChunk(msgspec.Struct, frozen=True):
     ingress drops when its client did not ask for usage. `dropped` is set on the first chunk
     only, as `Completion.dropped`.
 
+    `parsed` is the same document as a typed Struct when the adapter built it that way (one
+    that translates from another wire format): a translating ingress uses it instead of decoding
+    `data` again. Pass-through adapters leave it None.
+
     `more` says that the next chunk is already here (it came in the same upstream read), so an
     ingress may hold this one and send both in one write to its client. A chunk with `more`
     unset is to be sent at once: the next one may be seconds away. Adapters that cannot tell
@@ -96,6 +101,7 @@ class StreamChunk(msgspec.Struct, frozen=True):
     usage_only: bool = False
     dropped: tuple[str, ...] = ()
     more: bool = False
+    parsed: ChatChunk | None = None  # `data` as typed, when the adapter built it so
 
 
 @runtime_checkable

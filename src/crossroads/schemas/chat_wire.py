@@ -6,7 +6,12 @@ decodes each document once, straight into these Structs (`decode_chunk`, `decode
 which checks every field's type on the way: a translator then reads attributes, not `.get`
 chains with an `isinstance` at every step. Fields a translator does not use are ignored; the
 extension fields open-model hosts use for reasoning (`reasoning_content`, OpenRouter's
-`reasoning`) and the gateway's own (`reasoning_signature`) are read."""
+`reasoning`) and the gateway's own (`reasoning_signature`) are read.
+
+An adapter that translates from another wire format (Anthropic's) builds its chunks as these
+Structs, encodes them once for OpenAI clients (`encode_chunk`) and hands the Struct itself to
+translating ingresses (`StreamChunk.parsed`), so no chunk is decoded twice. Encoding leaves out
+what was never set, as OpenAI's own chunks do (a delta names only what it carries)."""
 
 from __future__ import annotations
 
@@ -22,22 +27,23 @@ __all__ = [
     "WireError",
     "decode_chunk",
     "decode_completion",
+    "encode_chunk",
 ]
 
 
-class FunctionPart(msgspec.Struct):
+class FunctionPart(msgspec.Struct, omit_defaults=True):
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCallDelta(msgspec.Struct):
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
     index: int | None = None
     id: str | None = None
     type: str | None = None
     function: FunctionPart | None = None
 
 
-class Delta(msgspec.Struct):
+class Delta(msgspec.Struct, omit_defaults=True):
     role: str | None = None
     content: str | None = None
     reasoning_content: str | None = None
@@ -54,14 +60,19 @@ class Delta(msgspec.Struct):
 class ChunkChoice(msgspec.Struct):
     index: int | None = 0
     delta: Delta | None = None
+    logprobs: Any = None
     finish_reason: str | None = None
+    # vLLM and SGLang: the stop string (or token id) that ended generation.
+    stop_reason: str | int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ChatChunk(msgspec.Struct):
     id: str | None = None
+    object: str | None = "chat.completion.chunk"
+    created: int | float | None = 0
     model: str | None = None
     choices: list[ChunkChoice] | None = None
-    usage: dict[str, Any] | None = None
+    usage: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET  # unset: no usage key
 
     def first_choice(self) -> ChunkChoice | None:
         """The choice with index 0 (or no index): translating ingresses ask for one answer."""
@@ -121,6 +132,13 @@ class WireError(ValueError):
 
 
 _CHUNK = msgspec.json.Decoder(ChatChunk)
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode_chunk(chunk: ChatChunk) -> bytes:
+    return _ENCODER.encode(chunk)
+
+
 _COMPLETION = msgspec.json.Decoder(ChatCompletion)
 
 

@@ -20,9 +20,6 @@ upstream reports no usage."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,6 +45,7 @@ from crossroads.providers.base import StreamChunk
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatChunk, WireError, decode_chunk
 
 __all__ = ["count_tokens", "messages"]
 
@@ -151,7 +149,7 @@ class _EventEncoder:
     def feed(self, chunk: StreamChunk) -> bytes:
         if not chunk.usage_only:
             self._seen += 1
-        events = self._translator.feed(_decode(chunk, self._trace))
+        events = self._translator.feed(chunk.parsed or _decode(chunk, self._trace))
         return encode_events(events) if events else b""
 
     def end(self) -> bytes:
@@ -170,18 +168,15 @@ class _EventEncoder:
         )
 
 
-def _decode(chunk: StreamChunk, trace: Trace) -> Mapping[str, Any]:
-    """The chunk's JSON object. Adapters hand over only valid objects; anything else is the
-    upstream's fault and ends the stream with an error."""
+def _decode(chunk: StreamChunk, trace: Trace) -> ChatChunk:
+    """The chunk, typed: decoded once here when the adapter passed bytes through. Anything that
+    is not a chat chunk is the upstream's fault and ends the stream with an error."""
     try:
-        data = orjson.loads(chunk.data)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
+        return decode_chunk(chunk.data)
+    except WireError:
         provider = trace.deployment.provider if trace.deployment else "upstream"
         raise UpstreamError(
-            f"provider '{provider}' sent a stream chunk that is not a JSON object",
+            f"provider '{provider}' sent a stream chunk that is not a chat chunk",
             retryable=False,
             code="upstream_bad_response",
-        )
-    return data
+        ) from None

@@ -1,5 +1,6 @@
 """The state machine that turns a neutral stream (OpenAI `chat.completion.chunk` documents,
-decoded) into Anthropic's streaming events. Pure: chunks in, events out, no I/O.
+typed: `crossroads.schemas.chat_wire.ChatChunk`) into Anthropic's streaming events. Pure:
+chunks in, events out, no I/O.
 
 The events, in order: `message_start` (empty content; usage known so far, else zeros), `ping`,
 then one block at a time, each `content_block_start`, its deltas, `content_block_stop`:
@@ -17,7 +18,7 @@ rather than dropped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ import orjson
 
 from crossroads.ingress.anthropic.response import message_id, stop_reason, tool_use_id, usage_fields
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatChunk, ChunkChoice, ToolCallDelta
 from crossroads.schemas.sealed_reasoning import seal
 from crossroads.sse import encode_event
 
@@ -89,20 +91,19 @@ class StreamTranslator:
         self._matched: Any = None
         self.usage: Usage | None = None
 
-    def feed(self, chunk: Mapping[str, Any]) -> list[Event]:
+    def feed(self, chunk: ChatChunk) -> list[Event]:
         """The events one chunk produces (the first chunk also starts the message). Chunks with
         nothing to say (a role, empty content, usage only) produce none, or only the start."""
         events: list[Event] = []
-        usage = Usage.from_openai(chunk.get("usage"))
+        usage = Usage.from_openai(chunk.usage)
         if usage is not None:
             self.usage = usage
         if not self._started:
-            events += self._start(chunk.get("id"))
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            # Anthropic has one answer per request; the ingress never asks for n > 1.
-            if isinstance(choice, dict) and choice.get("index") in (0, None):
-                events += self._choice(choice)
+            events += self._start(chunk.id)
+        # Anthropic has one answer per request; the ingress never asks for n > 1.
+        choice = chunk.first_choice()
+        if choice is not None:
+            events += self._choice(choice)
         return events
 
     def finish(self) -> list[Event]:
@@ -154,28 +155,25 @@ class StreamTranslator:
             ("ping", {"type": "ping"}),
         ]
 
-    def _choice(self, choice: JSON) -> list[Event]:
+    def _choice(self, choice: ChunkChoice) -> list[Event]:
         events: list[Event] = []
-        delta = choice.get("delta")
-        if isinstance(delta, dict):
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
+        delta = choice.delta
+        if delta is not None:
+            reasoning = delta.thinking
+            if reasoning:
                 events += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
                 self._thinking.append(reasoning)
-            signature = delta.get("reasoning_signature")
-            if isinstance(signature, str) and signature and self._kind() == "thinking":
+            signature = delta.reasoning_signature
+            if signature and self._kind() == "thinking":
                 self._signature = signature
-            for key in ("content", "refusal"):
-                text = delta.get(key)
-                if isinstance(text, str) and text:
+            for text in (delta.content, delta.refusal):
+                if text:
                     events += self._delta("text", {"type": "text_delta", "text": text})
-            calls = delta.get("tool_calls")
-            for call in calls if isinstance(calls, list) else ():
-                if isinstance(call, dict):
-                    events += self._tool_delta(call)
-        if choice.get("finish_reason"):
-            self._finish_reason = choice["finish_reason"]
-            self._matched = choice.get("stop_reason")
+            for call in delta.tool_calls or ():
+                events += self._tool_delta(call)
+        if choice.finish_reason:
+            self._finish_reason = choice.finish_reason
+            self._matched = choice.stop_reason or None
         return events
 
     def _kind(self) -> str | None:
@@ -196,29 +194,26 @@ class StreamTranslator:
         events.append(_block_delta(self._open[1], delta))
         return events
 
-    def _tool_delta(self, delta: JSON) -> list[Event]:
+    def _tool_delta(self, delta: ToolCallDelta) -> list[Event]:
         call = self._tools.setdefault(self._tool_key(delta), _ToolCall())
-        if call.id is None and isinstance(delta.get("id"), str) and delta["id"]:
-            call.id = delta["id"]
-        function = delta.get("function")
-        function = function if isinstance(function, dict) else {}
-        name = function.get("name")
-        if call.block is None and isinstance(name, str) and name:
+        if call.id is None and delta.id:
+            call.id = delta.id
+        function = delta.function
+        name = function.name if function is not None else None
+        if call.block is None and name:
             call.name = name
-        arguments = function.get("arguments")
-        fragment = arguments if isinstance(arguments, str) else ""
+        fragment = (function.arguments if function is not None else None) or ""
         if call.block is None:
             if fragment:
                 call.pending.append(fragment)
             return self._open_tool(call) if call.name else []
         return [_json_delta(call.block, fragment)] if fragment else []
 
-    def _tool_key(self, delta: JSON) -> Any:
-        index = delta.get("index")
-        if isinstance(index, int) and not isinstance(index, bool):
-            return index
-        call_id = delta.get("id")
-        if isinstance(call_id, str) and call_id:
+    def _tool_key(self, delta: ToolCallDelta) -> Any:
+        if delta.index is not None:
+            return delta.index
+        call_id = delta.id
+        if call_id:
             for key, call in self._tools.items():
                 if call.id == call_id:
                     return key

@@ -300,7 +300,7 @@ class _EventEncoder:
         if not chunk.usage_only:
             self._seen += 1
         try:
-            decoded = decode_chunk(chunk.data)
+            decoded = chunk.parsed or decode_chunk(chunk.data)
         except WireError as exc:
             raise _bad_upstream(
                 self._trace, f"a stream chunk that is not a chat chunk ({exc})"

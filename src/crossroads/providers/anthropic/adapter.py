@@ -22,6 +22,7 @@ from crossroads.providers.anthropic.stream import StreamConverter
 from crossroads.providers.anthropic.thinking_memory import StreamThinking, ThinkingMemory
 from crossroads.providers.anthropic.wire import API_VERSION
 from crossroads.providers.base import Completion, ProviderSpec, StreamChunk, UpstreamCall
+from crossroads.schemas.chat_wire import ChatChunk, encode_chunk
 from crossroads.sse import SSEDecoder
 
 _AUTH_SCHEMES = ("x-api-key", "bearer")
@@ -165,10 +166,12 @@ class AnthropicProvider:
             )
 
 
-def _stream_chunk(chunk: dict[str, Any], converter: StreamConverter) -> StreamChunk:
-    if chunk["choices"]:
-        return StreamChunk(data=orjson.dumps(chunk))
-    return StreamChunk(data=orjson.dumps(chunk), usage=converter.usage, usage_only=True)
+def _stream_chunk(chunk: ChatChunk, converter: StreamConverter) -> StreamChunk:
+    """The chunk encoded once for OpenAI clients, and kept typed for translating ingresses."""
+    data = encode_chunk(chunk)
+    if chunk.choices:
+        return StreamChunk(data=data, parsed=chunk)
+    return StreamChunk(data=data, usage=converter.usage, usage_only=True, parsed=chunk)
 
 
 def _option_max_tokens(spec: ProviderSpec) -> int:

@@ -17,6 +17,7 @@ from crossroads.errors import UpstreamError
 from crossroads.providers.anthropic.answer import convert_usage, finish_reason
 from crossroads.providers.anthropic.errors import from_error_object
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatChunk, ChunkChoice, Delta, FunctionPart, ToolCallDelta
 
 __all__ = ["StreamConverter"]
 
@@ -31,7 +32,8 @@ _USAGE_FIELDS = (
 
 
 class StreamConverter:
-    """Turns the events of one Anthropic stream into OpenAI chunk documents.
+    """Turns the events of one Anthropic stream into OpenAI chunk documents, typed
+    (`crossroads.schemas.chat_wire.ChatChunk`).
 
     - `message_start` -> a chunk with `delta.role` "assistant" (and empty content);
     - text deltas -> `delta.content`; thinking deltas -> `delta.reasoning_content`; the first
@@ -61,7 +63,7 @@ class StreamConverter:
         self._thinking_block: int | None = None  # the block whose signature is relayed
         self._finish_sent = False
 
-    def feed(self, data: str, event: str | None = None) -> list[JSON]:
+    def feed(self, data: str, event: str | None = None) -> list[ChatChunk]:
         """The chunks for one event (its SSE `data`, and its SSE event name as a fallback for
         a `type` member). Raises UpstreamError for an `error` event (see
         `errors.from_error_object`), for data that is not a JSON object, and for content before
@@ -86,28 +88,28 @@ class StreamConverter:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _message_start(self, message: Any) -> list[JSON]:
+    def _message_start(self, message: Any) -> list[ChatChunk]:
         if not isinstance(message, Mapping):
             raise self._garbage("a message_start event without a message")
         self.started = True
         self._id = f"chatcmpl-{message.get('id', '')}"
         self.model = str(message.get("model") or self.model)
         self._merge_usage(message.get("usage"))
-        return [self._chunk({"role": "assistant", "content": ""})]
+        return [self._chunk(Delta(role="assistant", content=""))]
 
-    def _block_start(self, obj: JSON) -> list[JSON]:
+    def _block_start(self, obj: JSON) -> list[ChatChunk]:
         index = obj.get("index")
         block = obj.get("content_block")
         if not isinstance(index, int) or not isinstance(block, Mapping):
             return []
         kind = block.get("type")
         if kind == "text" and block.get("text"):
-            return [self._chunk({"content": str(block["text"])})]
+            return [self._chunk(Delta(content=str(block["text"])))]
         if kind == "thinking":
             if self._thinking_block is None:
                 self._thinking_block = index
             if block.get("thinking"):
-                return [self._chunk({"reasoning_content": str(block["thinking"])})]
+                return [self._chunk(Delta(reasoning_content=str(block["thinking"])))]
         if kind == "tool_use":
             position = self._tools[index] = len(self._tools)
             arguments = ""
@@ -117,23 +119,27 @@ class StreamConverter:
             if isinstance(block.get("input"), dict) and block["input"]:
                 arguments = orjson.dumps(block["input"]).decode()
                 self._prefilled.add(index)
-            function = {"name": str(block.get("name") or ""), "arguments": arguments}
-            call = {"index": position, "id": str(block.get("id") or ""), "type": "function"}
-            return [self._chunk({"tool_calls": [{**call, "function": function}]})]
+            call = ToolCallDelta(
+                index=position,
+                id=str(block.get("id") or ""),
+                type="function",
+                function=FunctionPart(name=str(block.get("name") or ""), arguments=arguments),
+            )
+            return [self._chunk(Delta(tool_calls=[call]))]
         return []
 
-    def _block_delta(self, obj: JSON) -> list[JSON]:
+    def _block_delta(self, obj: JSON) -> list[ChatChunk]:
         index = obj.get("index")
         delta = obj.get("delta")
         if not isinstance(delta, Mapping):
             return []
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
-            return [self._chunk({"content": str(delta["text"])})]
+            return [self._chunk(Delta(content=str(delta["text"])))]
         if kind == "thinking_delta" and delta.get("thinking"):
-            return [self._chunk({"reasoning_content": str(delta["thinking"])})]
+            return [self._chunk(Delta(reasoning_content=str(delta["thinking"])))]
         if kind == "signature_delta" and index == self._thinking_block and delta.get("signature"):
-            return [self._chunk({"reasoning_signature": str(delta["signature"])})]
+            return [self._chunk(Delta(reasoning_signature=str(delta["signature"])))]
         if (
             kind == "input_json_delta"
             and isinstance(index, int)
@@ -141,23 +147,28 @@ class StreamConverter:
             and index not in self._prefilled
             and delta.get("partial_json")
         ):
-            call = {"index": self._tools[index], "function": {"arguments": delta["partial_json"]}}
-            return [self._chunk({"tool_calls": [call]})]
+            piece = FunctionPart(arguments=str(delta["partial_json"]))
+            call = ToolCallDelta(index=self._tools[index], function=piece)
+            return [self._chunk(Delta(tool_calls=[call]))]
         return []
 
-    def _message_delta(self, obj: JSON) -> list[JSON]:
+    def _message_delta(self, obj: JSON) -> list[ChatChunk]:
         self._merge_usage(obj.get("usage"))
         delta = obj.get("delta")
         stop_reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
         if stop_reason is None or self._finish_sent:
             return []
         self._finish_sent = True
-        return [self._chunk({}, finish_reason(stop_reason))]
+        return [self._chunk(Delta(), finish_reason(stop_reason))]
 
-    def _message_stop(self, obj: JSON) -> list[JSON]:
+    def _message_stop(self, obj: JSON) -> list[ChatChunk]:
         self.finished = True
         openai_usage, self.usage = convert_usage(self._usage)
-        return [{**self._base(), "choices": [], "usage": openai_usage}]
+        return [
+            ChatChunk(
+                id=self._id, created=self.created, model=self.model, choices=[], usage=openai_usage
+            )
+        ]
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -167,17 +178,9 @@ class StreamConverter:
                 if usage.get(key) is not None:
                     self._usage[key] = usage[key]
 
-    def _base(self) -> JSON:
-        return {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-        }
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {**self._base(), "choices": [choice]}
+    def _chunk(self, delta: Delta, finish: str | None = None) -> ChatChunk:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
+        return ChatChunk(id=self._id, created=self.created, model=self.model, choices=[choice])
 
     def _garbage(self, what: str) -> UpstreamError:
         return UpstreamError(

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from crossroads.schemas.chat_wire import ChatChunk
+
 DEFAULT_SIZE = 10_000
 
 
@@ -78,14 +80,16 @@ class StreamThinking:
         self.signature = ""
         self.call_ids: list[str] = []
 
-    def see(self, chunk: Mapping[str, Any]) -> None:
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("reasoning_content"), str):
-                self.reasoning.append(delta["reasoning_content"])
-            if isinstance(delta.get("reasoning_signature"), str):
-                self.signature = delta["reasoning_signature"]
-            self.call_ids += _call_ids(delta.get("tool_calls"))
+    def see(self, chunk: ChatChunk) -> None:
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.reasoning_content is not None:
+                self.reasoning.append(delta.reasoning_content)
+            if delta.reasoning_signature is not None:
+                self.signature = delta.reasoning_signature
+            self.call_ids += [call.id for call in delta.tool_calls or () if call.id]
 
     def commit(self, memory: ThinkingMemory) -> None:
         memory.remember(self.call_ids, "".join(self.reasoning), self.signature)
