@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import orjson
 import pytest
 
 from crossroads.errors import (
@@ -15,6 +16,7 @@ from crossroads.errors import (
 from crossroads.ingress.anthropic.request import TOOL_ERROR_PREFIX, to_chat_request
 from crossroads.ingress.anthropic.response import RAW_ARGUMENTS, to_message, tool_input
 from crossroads.schemas import ChatRequest
+from crossroads.schemas.chat_wire import ChatCompletion, decode_completion
 from crossroads.schemas.sealed_reasoning import seal, unseal
 
 JSON = dict[str, Any]
@@ -380,8 +382,13 @@ def completion(message: JSON, finish: str | None = "stop", **extra: Any) -> JSON
     }
 
 
+def typed(document: JSON) -> ChatCompletion:
+    """A completion document as the ingress reads it: decoded once into the typed model."""
+    return decode_completion(orjson.dumps(document))
+
+
 def test_a_text_answer_with_cached_usage() -> None:
-    assert to_message(completion({"content": "hi"}), model="served") == {
+    assert to_message(typed(completion({"content": "hi"})), model="served") == {
         "id": "msg_chatcmpl-1",
         "type": "message",
         "role": "assistant",
@@ -412,7 +419,7 @@ def test_thinking_text_and_tool_use_blocks_in_order() -> None:
             {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": ""}},
         ],
     }
-    answer = to_message(completion(message, "tool_calls"), model="m")
+    answer = to_message(typed(completion(message, "tool_calls")), model="m")
     assert answer["content"] == [
         {"type": "thinking", "thinking": "plan", "signature": "sig"},
         {"type": "text", "text": "calling"},
@@ -423,7 +430,7 @@ def test_thinking_text_and_tool_use_blocks_in_order() -> None:
 
 
 def test_thinking_without_an_upstream_signature_gets_the_gateways_seal() -> None:
-    answer = to_message(completion({"content": "x", "reasoning_content": "r"}), model="m")
+    answer = to_message(typed(completion({"content": "x", "reasoning_content": "r"})), model="m")
     assert answer["content"][0] == {"type": "thinking", "thinking": "r", "signature": seal("r")}
 
 
@@ -508,15 +515,17 @@ def test_stop_reasons(
     message: JSON = {"content": "x"}
     if tools:
         message["tool_calls"] = [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]
-    answer = to_message(completion(message, finish, **extra), model="m", stop_sequences=["END"])
+    answer = to_message(
+        typed(completion(message, finish, **extra)), model="m", stop_sequences=["END"]
+    )
     assert (answer["stop_reason"], answer["stop_sequence"]) == expected
 
 
 def test_a_sparse_upstream_document_still_converts() -> None:
-    answer = to_message({"choices": []}, model="m")
+    answer = to_message(typed({"choices": []}), model="m")
     assert answer["content"] == [] and answer["id"].startswith("msg_")
     assert answer["usage"]["input_tokens"] == 0 and answer["usage"]["output_tokens"] == 0
     parts = {
         "choices": [{"message": {"content": [{"type": "text", "text": "a"}], "refusal": "no"}}]
     }
-    assert to_message(parts, model="m")["content"] == [{"type": "text", "text": "a\nno"}]
+    assert to_message(typed(parts), model="m")["content"] == [{"type": "text", "text": "a\nno"}]

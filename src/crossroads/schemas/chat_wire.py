@@ -95,7 +95,7 @@ class ToolCall(msgspec.Struct):
 
 class Message(msgspec.Struct):
     role: str | None = None
-    content: str | None = None
+    content: str | list[dict[str, Any]] | None = None  # some hosts answer in parts
     reasoning_content: str | None = None
     reasoning: str | None = None
     reasoning_signature: str | None = None
@@ -106,11 +106,21 @@ class Message(msgspec.Struct):
     def thinking(self) -> str | None:
         return self.reasoning_content or self.reasoning
 
+    @property
+    def text(self) -> str:
+        """The content as one text (parts' texts joined)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(
+            part["text"] for part in self.content or () if isinstance(part.get("text"), str)
+        )
+
 
 class Choice(msgspec.Struct):
     index: int | None = 0
     message: Message | None = None
     finish_reason: str | None = None
+    stop_reason: str | int | None = None  # vLLM and SGLang, as on chunks
 
 
 class ChatCompletion(msgspec.Struct):

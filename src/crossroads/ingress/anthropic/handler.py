@@ -45,7 +45,7 @@ from crossroads.providers.base import StreamChunk
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
-from crossroads.schemas.chat_wire import ChatChunk, WireError, decode_chunk
+from crossroads.schemas.chat_wire import ChatChunk, WireError, decode_chunk, decode_completion
 
 __all__ = ["count_tokens", "messages"]
 
@@ -93,9 +93,16 @@ async def _messages(call: Call, request: Request) -> Response:
     )
     # Paid for, whatever happens to the conversion below; estimated when the upstream said not.
     call.usage = completion.usage or estimated_answer_usage(converted.body, completion.data)
-    message = to_message(
-        completion.data, model=converted.model, stop_sequences=converted.stop_sequences
-    )
+    try:
+        parsed = decode_completion(completion.body)
+    except WireError:
+        provider = trace.deployment.provider if trace.deployment else "upstream"
+        raise UpstreamError(
+            f"provider '{provider}' sent an answer that is not a chat completion",
+            retryable=False,
+            code="upstream_bad_response",
+        ) from None
+    message = to_message(parsed, model=converted.model, stop_sequences=converted.stop_sequences)
     body = orjson.dumps(message)
     call.answered(call.usage)
     return Response(

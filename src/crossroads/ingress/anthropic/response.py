@@ -10,12 +10,13 @@ it wrote. Empty arguments mean no arguments: `{}`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from crossroads.schemas import Usage
+from crossroads.schemas.chat_wire import ChatCompletion, ToolCall
 from crossroads.schemas.sealed_reasoning import seal
 
 __all__ = [
@@ -41,45 +42,40 @@ _STOP_REASONS = {
 }
 
 
-def to_message(data: Mapping[str, Any], *, model: str, stop_sequences: Sequence[str] = ()) -> JSON:
-    """The Anthropic Message for a whole completion. `model` is the name the client asked for.
-    Content blocks come in the order thinking, text, tool_use. Never raises: missing or
-    mistyped parts of the upstream document count as absent."""
-    choices = data.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else {}
-    choice = choice if isinstance(choice, dict) else {}
-    message = choice.get("message")
-    message = message if isinstance(message, dict) else {}
+def to_message(
+    completion: ChatCompletion, *, model: str, stop_sequences: Sequence[str] = ()
+) -> JSON:
+    """The Anthropic Message for a whole completion (typed, decoded once). `model` is the name
+    the client asked for. Content blocks come in the order thinking, text, tool_use."""
+    choice = completion.first_choice()
+    message = choice.message if choice is not None else None
     content: list[JSON] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
-        signature = message.get("reasoning_signature")
-        content.append(
-            {
-                "type": "thinking",
-                "thinking": reasoning,
-                "signature": signature
-                if isinstance(signature, str) and signature
-                else seal(reasoning),
-            }
-        )
-    text = _text(message.get("content"))
-    refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
-        text = f"{text}\n{refusal}" if text else refusal
-    if text:
-        content.append({"type": "text", "text": text})
-    calls = message.get("tool_calls")
-    for call in calls if isinstance(calls, list) else ():
-        if isinstance(call, dict):
-            content.append(_tool_use(call))
+    if message is not None:
+        reasoning = message.thinking
+        if reasoning:
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": reasoning,
+                    "signature": message.reasoning_signature or seal(reasoning),
+                }
+            )
+        text = message.text
+        if message.refusal:
+            text = f"{text}\n{message.refusal}" if text else message.refusal
+        if text:
+            content.append({"type": "text", "text": text})
+        content += [_tool_use(call) for call in message.tool_calls or ()]
     has_tools = any(block["type"] == "tool_use" for block in content)
     reason, sequence = stop_reason(
-        choice.get("finish_reason"), choice.get("stop_reason"), has_tools, stop_sequences
+        choice.finish_reason if choice else None,
+        choice.stop_reason if choice else None,
+        has_tools,
+        stop_sequences,
     )
-    usage = Usage.from_openai(data.get("usage")) or Usage()
+    usage = Usage.from_openai(completion.usage) or Usage()
     return {
-        "id": message_id(data.get("id")),
+        "id": message_id(completion.id),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -150,25 +146,11 @@ def tool_input(arguments: Any) -> JSON:
     return parsed if isinstance(parsed, dict) else {RAW_ARGUMENTS: arguments}
 
 
-def _tool_use(call: JSON) -> JSON:
-    function = call.get("function")
-    function = function if isinstance(function, dict) else {}
-    name = function.get("name")
+def _tool_use(call: ToolCall) -> JSON:
+    function = call.function
     return {
         "type": "tool_use",
-        "id": tool_use_id(call.get("id")),
-        "name": name if isinstance(name, str) else "",
-        "input": tool_input(function.get("arguments")),
+        "id": tool_use_id(call.id),
+        "name": (function.name if function else None) or "",
+        "input": tool_input(function.arguments if function else None),
     }
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""

@@ -221,7 +221,7 @@ def whole_response(
             output.append(
                 reasoning_item(_id("rs"), thinking, converted, message.reasoning_signature)
             )
-        text = message.content or message.refusal
+        text = message.text or message.refusal
         if text:
             output.append(message_item(_id("msg"), text))
         for call in message.tool_calls or ():
