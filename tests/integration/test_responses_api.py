@@ -382,3 +382,26 @@ def test_a_pass_through_continues_a_stored_response(
     texts = [item.get("content") for item in sent_body["input"] if item.get("role") == "user"]
     assert texts == ["remember 7", "which number?"]
     assert sent_body["input"][1]["type"] == "message"  # the stored answer between them
+
+
+def test_replicas_on_postgres_share_stored_responses(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """With the PostgreSQL storage backend, a response stored through one replica is continued,
+    read and deleted through another."""
+    from support.services import fresh_database
+
+    with fresh_database("crossroads_resp") as url:
+        config = {**mock_config(mock.url), "storage": {"backend": "postgres"}}
+        environ = {"CROSSROADS_POSTGRES_URL": url}
+        first, second = gateway(config, environ=environ), gateway(config, environ=environ)
+        made = client(first).responses.create(model="m", input="remember 7")
+        other = client(second)
+        other.responses.create(model="m", previous_response_id=made.id, input="which?")
+        assert sent(mock)["messages"][0]["content"] == "remember 7"
+        assert other.responses.retrieve(made.id).output_text == made.output_text
+        other.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            client(first).responses.retrieve(made.id)
+        first.stop()
+        second.stop()

@@ -1,12 +1,22 @@
-"""The stored-responses file: owners, retention and the size cap, on a real SQLite file, with
-a clock the test moves instead of waiting."""
+"""The stored responses on both backends, real ones: a SQLite file and the test PostgreSQL
+server. Owners, retention, the size cap and deletes, with a clock the test moves instead of
+waiting; and a store whose backend cannot open leaves the gateway answering, unstored."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from crossroads.ingress.responses.store import ResponseStore
+import pytest
+
+from crossroads.ingress.responses.store import (
+    Backend,
+    PostgresResponses,
+    ResponseStore,
+    SQLiteResponses,
+)
+from support.postgres import fresh_schema
 
 DAY = 86400.0
 
@@ -19,16 +29,21 @@ class Clock:
         return self.now
 
 
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Backend]]:
+    """A factory of backends that all reach the same storage (as a restarted gateway would)."""
+    if request.param == "sqlite":
+        yield lambda: SQLiteResponses(tmp_path / "responses.sqlite3")
+        return
+    with fresh_schema("responses") as schema:
+        yield lambda: PostgresResponses(schema.url, schema.settings)
 
 
-def test_owner_retention_and_restart(tmp_path: Path) -> None:
+def test_owner_retention_and_restart(backend: Callable[[], Backend]) -> None:
     clock = Clock()
-    path = tmp_path / "responses.sqlite3"
 
     async def first() -> None:
-        store = ResponseStore(path, retention_days=2, clock=clock)
+        store = ResponseStore(backend(), retention_days=2, clock=clock)
         await store.open()
         assert store.save("resp_a", "key1", {"id": "resp_a"}, [{"type": "message"}], [])
         assert (await store.get("resp_a", "key1")) is not None  # readable at once
@@ -37,28 +52,26 @@ def test_owner_retention_and_restart(tmp_path: Path) -> None:
         await store.aclose()
 
     async def later() -> None:
-        store = ResponseStore(path, retention_days=2, clock=clock)
+        store = ResponseStore(backend(), retention_days=2, clock=clock)
         await store.open()
         found = await store.get("resp_a", "key1")
         assert found is not None and found.items() == [{"type": "message"}]
         clock.now += 3 * DAY
         assert await store.get("resp_a", "key1") is None  # expired
         await store.aclose()
-        store = ResponseStore(path, retention_days=2, clock=clock)
+        raw = backend()
+        store = ResponseStore(raw, retention_days=2, clock=clock)
         await store.open()  # the purge at start deletes it for good
+        assert await raw.get("resp_a") is None
         await store.aclose()
 
-    run(first())
-    run(later())
-    import sqlite3
-
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM responses").fetchone() == (0,)
+    asyncio.run(first())
+    asyncio.run(later())
 
 
-def test_delete_and_the_size_cap(tmp_path: Path) -> None:
+def test_delete_and_the_size_cap(backend: Callable[[], Backend]) -> None:
     async def main() -> None:
-        store = ResponseStore(tmp_path / "r.sqlite3", max_bytes=2048)
+        store = ResponseStore(backend(), max_bytes=2048)
         await store.open()
         assert not store.save("resp_big", None, {"id": "x"}, [{"text": "y" * 4096}], [])
         assert await store.get("resp_big", None) is None
@@ -68,7 +81,7 @@ def test_delete_and_the_size_cap(tmp_path: Path) -> None:
         assert await store.get("resp_small", None) is None
         await store.aclose()
 
-    run(main())
+    asyncio.run(main())
 
 
 def test_storage_off_keeps_nothing() -> None:
@@ -80,4 +93,23 @@ def test_storage_off_keeps_nothing() -> None:
         assert await store.get("resp_a", None) is None
         await store.aclose()
 
-    run(main())
+    asyncio.run(main())
+
+
+def test_a_backend_that_cannot_open_leaves_requests_unstored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL down at start: logged, without the password; nothing is kept, nothing
+    raises."""
+
+    async def main() -> None:
+        dead = PostgresResponses("postgresql://crossroads:hunter2-secret@127.0.0.1:9/x")
+        store = ResponseStore(dead)
+        await store.open()
+        assert not store.save("resp_a", None, {"id": "resp_a"}, [], [])
+        assert await store.get("resp_a", None) is None
+        await store.aclose()
+
+    asyncio.run(main())
+    assert "stored responses unavailable" in caplog.text
+    assert "hunter2-secret" not in caplog.text

@@ -24,7 +24,12 @@ from crossroads.governance.sqlite_store import SQLiteGovernanceStore
 from crossroads.governance.store import GovernanceStore
 from crossroads.ingress.body import DepthGauge
 from crossroads.ingress.openai import models_body
-from crossroads.ingress.responses.store import ResponseStore
+from crossroads.ingress.responses.store import (
+    Backend,
+    PostgresResponses,
+    ResponseStore,
+    SQLiteResponses,
+)
 from crossroads.ingress.services import Services
 from crossroads.ledger import recovery
 from crossroads.ledger.sqlite import SQLiteLedgerStore
@@ -107,7 +112,7 @@ class Gateway:
             json_depth=DepthGauge(settings.max_json_depth),
             max_model_name_chars=settings.max_model_name_chars,
             responses=ResponseStore(
-                settings.data_dir / "responses.sqlite3" if settings.responses.store else None,
+                _response_backend(settings),
                 retention_days=settings.responses.retention_days,
                 max_bytes=settings.responses.max_stored_bytes,
             ),
@@ -204,3 +209,14 @@ class Gateway:
         except TimeoutError:
             log.error("the ledger store did not close within %gs; leaving it", timeout)
         log.info("ledger flushed; %d records written this run", self.ledger.flushed)
+
+
+def _response_backend(settings: Settings) -> Backend | None:
+    """Where stored responses live: beside the ledger (its PostgreSQL database, so every
+    replica sees them, or a SQLite file in the data directory); None when storage is off."""
+    if not settings.responses.store:
+        return None
+    if settings.storage_backend == "postgres":
+        assert settings.postgres_url is not None
+        return PostgresResponses(settings.postgres_url)
+    return SQLiteResponses(settings.data_dir / "responses.sqlite3")
