@@ -198,6 +198,30 @@ def test_unknown_role_is_refused() -> None:
     refused(messages=[{"role": "function", "content": "x"}])
 
 
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [5]}, "messages[0]"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [*USER, _assistant(tool_calls=[{"id": "c"}])]}, "messages[1].tool_calls[0]"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            "messages[0].content[0].type",
+        ),
+        ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools[0].type"),
+        ({"reasoning": "high"}, "reasoning"),
+        ({"top_k": "40"}, "top_k"),
+    ],
+)
+def test_a_request_that_does_not_decode_is_refused_naming_the_field(
+    fields: JSON, param: str
+) -> None:
+    error = refused(**fields)
+    assert error.code == "invalid_request" and error.param == param
+    assert f"{param}: " in error.message
+
+
 def test_max_tokens_sources() -> None:
     assert build(max_tokens=100)["max_tokens"] == 100
     assert build(max_tokens=100, max_completion_tokens=50)["max_tokens"] == 50

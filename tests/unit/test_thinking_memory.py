@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from crossroads.providers.anthropic.thinking_memory import StreamThinking, ThinkingMemory
+from crossroads.schemas.chat import AssistantMessage, TranslatedRequest
 from crossroads.schemas.chat_wire import ChatChunk
 
 
@@ -19,21 +22,31 @@ def turn(call_id: str, **extra: str) -> dict[str, object]:
     }
 
 
+def request(*messages: dict[str, Any]) -> TranslatedRequest:
+    return msgspec.convert({"model": "m", "messages": list(messages)}, TranslatedRequest)
+
+
+def assistant(req: TranslatedRequest, index: int) -> AssistantMessage:
+    message = req.messages[index]
+    assert isinstance(message, AssistantMessage)
+    return message
+
+
 def test_restores_dropped_thinking_without_mutating_the_request() -> None:
     memory = ThinkingMemory()
     memory.remember_message(turn("call_1", reasoning_content="think", reasoning_signature="sig"))
-    body = {"messages": [{"role": "user", "content": "q"}, turn("call_1")]}
+    body = request({"role": "user", "content": "q"}, turn("call_1"))
     restored = memory.restore(body)
-    assert restored["messages"][1]["reasoning_content"] == "think"
-    assert restored["messages"][1]["reasoning_signature"] == "sig"
-    assert "reasoning_content" not in body["messages"][1]  # type: ignore[operator]
+    assert assistant(restored, 1).reasoning_content == "think"
+    assert assistant(restored, 1).reasoning_signature == "sig"
+    assert assistant(body, 1).reasoning_content is None
 
 
 def test_leaves_turns_that_kept_their_thinking_or_are_unknown() -> None:
     memory = ThinkingMemory()
     memory.remember(["call_1"], "think", "sig")
-    kept = {"messages": [turn("call_1", reasoning_content="mine", reasoning_signature="s2")]}
-    unknown = {"messages": [turn("call_9")]}
+    kept = request(turn("call_1", reasoning_content="mine", reasoning_signature="s2"))
+    unknown = request(turn("call_9"))
     assert memory.restore(kept) is kept and memory.restore(unknown) is unknown
 
 
@@ -44,7 +57,7 @@ def test_unsigned_thinking_is_not_remembered_and_the_memory_is_bounded() -> None
     for call_id in ("a", "b", "c"):
         memory.remember([call_id], "t", "s")
     assert len(memory) == 2
-    assert memory.restore({"messages": [turn("a")]})["messages"][0].get("reasoning_content") is None
+    assert assistant(memory.restore(request(turn("a"))), 0).reasoning_content is None
 
 
 def test_collects_a_stream() -> None:
@@ -57,5 +70,5 @@ def test_collects_a_stream() -> None:
     ):
         seen.see(msgspec.convert({"choices": [{"index": 0, "delta": delta}]}, ChatChunk))
     seen.commit(memory)
-    restored = memory.restore({"messages": [turn("call_7")]})
-    assert restored["messages"][0]["reasoning_content"] == "think"
+    restored = memory.restore(request(turn("call_7")))
+    assert assistant(restored, 0).reasoning_content == "think"

@@ -75,7 +75,12 @@ class AssistantMessage(
     tool_calls: list[ToolCall] | None = None
     name: str | None = None
     refusal: str | None = None
+    # The gateway's reasoning extensions, as its answers carry them: the model's thinking text,
+    # the upstream's signature over it (Anthropic verifies it when the turn comes back), and
+    # the opaque data of redacted thinking blocks.
     reasoning_content: str | None = None
+    reasoning_signature: str | None = None
+    reasoning_redacted: list[str] | None = None
 
 
 class ToolMessage(msgspec.Struct, tag_field="role", tag="tool", forbid_unknown_fields=False):
@@ -131,3 +136,27 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
     @property
     def output_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+
+class Reasoning(msgspec.Struct, forbid_unknown_fields=False):
+    """The gateway's `reasoning` extension (OpenRouter's shape): thinking on or off, how hard
+    (`effort`: minimal, low, medium or high), a token budget, and whether to leave the thinking
+    out of the answer."""
+
+    enabled: bool | None = None
+    effort: str | None = None
+    max_tokens: int | None = None
+    exclude: bool | None = None
+
+
+class TranslatedRequest(ChatRequest):
+    """The neutral request as an adapter that translates it reads it: `ChatRequest` plus the
+    extension fields the gateway acts on. Kept apart from `ChatRequest`, which the OpenAI ingress
+    validates with, so that these fields stay the provider's to check (their errors are the
+    provider's 400s) and a request passed through to an OpenAI-compatible host is checked no
+    more than before."""
+
+    parallel_tool_calls: bool | None = None
+    reasoning: Reasoning | None = None
+    reasoning_effort: str | None = None
+    top_k: int | None = None

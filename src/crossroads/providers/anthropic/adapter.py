@@ -16,7 +16,7 @@ import orjson
 from crossroads.errors import ConfigError, UpstreamError, UpstreamTimeoutError
 from crossroads.providers import http
 from crossroads.providers.anthropic.answer import completion_from_message
-from crossroads.providers.anthropic.convert import build_request
+from crossroads.providers.anthropic.convert import decode_request, to_messages_request
 from crossroads.providers.anthropic.errors import from_error_object, from_status
 from crossroads.providers.anthropic.stream import StreamConverter
 from crossroads.providers.anthropic.thinking_memory import StreamThinking, ThinkingMemory
@@ -72,9 +72,9 @@ class AnthropicProvider:
             self._session = None
 
     def _encode(self, call: UpstreamCall, stream: bool) -> bytes:
-        body = self._thinking.restore(call.body)
+        typed = self._thinking.restore(decode_request(call.body))
         request: dict[str, Any] = dict(
-            build_request(body, default_max_tokens=self._default_max_tokens)
+            to_messages_request(typed, default_max_tokens=self._default_max_tokens)
         )
         if stream:
             request["stream"] = True

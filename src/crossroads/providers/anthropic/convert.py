@@ -1,5 +1,7 @@
-"""The request converter: an OpenAI-format chat request in, an Anthropic Messages request out
-(`build_request`). Pure, no I/O. Answers come back through `answer.py` and `stream.py`.
+"""The request converter: the neutral chat request in, an Anthropic Messages request out
+(`build_request` from a JSON-shaped body, `to_messages_request` from the typed request that
+`decode_request` makes of it). Pure, no I/O. Answers come back through `answer.py` and
+`stream.py`.
 
 Source for the Anthropic side: the Messages API reference, "Tool use", "Vision" and "Extended
 thinking" guides."""
@@ -10,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import orjson
+import msgspec
 
 from crossroads.errors import UpstreamError
 from crossroads.providers.anthropic.wire import (
@@ -27,14 +29,29 @@ from crossroads.providers.anthropic.wire import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from crossroads.schemas.chat import (
+    AssistantMessage,
+    ContentPart,
+    DeveloperMessage,
+    ImageUrlPart,
+    RefusalPart,
+    SystemMessage,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolMessage,
+    TranslatedRequest,
+    UserMessage,
+)
 
-__all__ = ["build_request", "unservable"]
+__all__ = ["build_request", "decode_request", "to_messages_request", "unservable"]
 
 JSON = dict[str, Any]
 
 _DATA_URL = re.compile(r"data:(?P<media>[^;,]+);base64,(?P<data>.*)", re.DOTALL)
-_TEXT_PARTS = frozenset({"text", "refusal"})
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
+_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+_ARGUMENTS = msgspec.json.Decoder(dict[str, Any])
 
 
 def unservable(message: str, code: str) -> UpstreamError:
@@ -44,7 +61,34 @@ def unservable(message: str, code: str) -> UpstreamError:
 
 
 def build_request(body: Mapping[str, Any], *, default_max_tokens: int) -> MessagesRequest:
-    """The Anthropic Messages request for the OpenAI-format chat request `body` (not mutated).
+    """The Anthropic Messages request for the OpenAI-format chat request `body` (not mutated):
+    `to_messages_request(decode_request(body))`. Raises what those two raise."""
+    return to_messages_request(decode_request(body), default_max_tokens=default_max_tokens)
+
+
+def decode_request(body: Mapping[str, Any]) -> TranslatedRequest:
+    """`body` as the typed neutral request, validated once. Raises UpstreamError(status 400,
+    retryable False, code `invalid_request`, `param` the field's path) when a field has the
+    wrong shape: an unknown role or content part type, a tool call without a function, a
+    `reasoning` that is not an object, ..."""
+    try:
+        return msgspec.convert(body, TranslatedRequest, str_keys=True)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _AT.search(text)
+        param = match.group(1) if match else None
+        reason = text[: match.start()] if match else text
+        error = unservable(
+            f"the request cannot be sent to an Anthropic upstream: "
+            f"{param + ': ' if param else ''}{reason}",
+            "invalid_request",
+        )
+        error.param = param
+        raise error from None
+
+
+def to_messages_request(req: TranslatedRequest, *, default_max_tokens: int) -> MessagesRequest:
+    """The Anthropic Messages request for the neutral request `req` (not mutated).
 
     Only fields Anthropic knows are sent; the others are dropped, because Anthropic rejects
     unknown fields. `stream` is left for the caller to set.
@@ -52,39 +96,38 @@ def build_request(body: Mapping[str, Any], *, default_max_tokens: int) -> Messag
     Raises UpstreamError(status 400, retryable False) for what Anthropic cannot serve: `n` > 1,
     `logprobs`, a `response_format` other than text, audio or file content, an image URL that
     is neither a base64 data URL nor http(s), tool-call arguments that are not a JSON object,
-    an unknown role, tool choice or reasoning effort.
+    an unknown tool choice or reasoning effort.
     """
-    _refuse_unsupported(body)
-    system, messages = _convert_messages(body.get("messages"))
-    max_tokens = _positive_int(body.get("max_completion_tokens")) or _positive_int(
-        body.get("max_tokens")
-    )
+    _refuse_unsupported(req)
+    system, messages = _convert_messages(req)
+    max_tokens = _positive(req.max_completion_tokens) or _positive(req.max_tokens)
     request: MessagesRequest = {
-        "model": str(body.get("model", "")),
+        "model": req.model,
         "max_tokens": max_tokens or default_max_tokens,
         "messages": messages,
     }
     if system:
         request["system"] = system
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        request["stop_sequences"] = [stop]
-    elif isinstance(stop, list) and stop:
-        request["stop_sequences"] = [str(s) for s in stop]
-    temperature = _number(body.get("temperature"))
-    if temperature is not None:
-        request["temperature"] = temperature
-    top_p = _number(body.get("top_p"))
-    if top_p is not None:
-        request["top_p"] = top_p
-    top_k = _positive_int(body.get("top_k"))
+    match req.stop:
+        case str(stop):
+            request["stop_sequences"] = [stop]
+        case [*stops] if stops:
+            request["stop_sequences"] = stops
+    if req.temperature is not None:
+        request["temperature"] = float(req.temperature)
+    if req.top_p is not None:
+        request["top_p"] = float(req.top_p)
+    top_k = _positive(req.top_k)
     if top_k:
         request["top_k"] = top_k
-    user = body.get("user")
-    if isinstance(user, str) and user:
-        request["metadata"] = {"user_id": user}
-    _add_tools(request, body)
-    thinking = _thinking(body)
+    if req.user:
+        request["metadata"] = {"user_id": req.user}
+    if req.tools:  # Anthropic rejects a tool_choice without tools, so it goes too
+        request["tools"] = [_tool(tool) for tool in req.tools]
+        choice = _tool_choice(req)
+        if choice is not None:
+            request["tool_choice"] = choice
+    thinking = _thinking(req)
     if thinking is not None:
         budget = thinking.get("budget_tokens", 0)
         if budget >= request["max_tokens"]:
@@ -96,72 +139,58 @@ def build_request(body: Mapping[str, Any], *, default_max_tokens: int) -> Messag
     return request
 
 
-def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    n = body.get("n")
-    if n is not None and n != 1:
+def _refuse_unsupported(req: TranslatedRequest) -> None:
+    if req.n is not None and req.n != 1:
         raise unservable(
             "Anthropic upstreams return one choice per request: n must be 1", "n_unsupported"
         )
-    if body.get("logprobs") or body.get("top_logprobs"):
+    if req.logprobs or req.top_logprobs:
         raise unservable(
             "logprobs are not supported by Anthropic upstreams", "logprobs_unsupported"
         )
-    response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type", "text") != "text":
+    if req.response_format is not None and req.response_format.get("type", "text") != "text":
         raise unservable(
             "response_format is not supported by Anthropic upstreams", "response_format_unsupported"
         )
 
 
-def _positive_int(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return value if ok else None
+def _positive(value: int | None) -> int | None:
+    return value if value is not None and value > 0 else None
 
 
-def _number(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else None
-
-
-def _text_of(content: Any) -> str:
+def _text_of(content: str | list[TextPart] | list[TextPart | RefusalPart] | None) -> str:
     """The text of a `content` that is a string or a list of text (or refusal) parts."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
+    match content:
+        case str():
+            return content
+        case None:
+            return ""
     texts = []
     for part in content:
-        if isinstance(part, Mapping) and part.get("type") in _TEXT_PARTS:
-            texts.append(str(part.get("text") or part.get("refusal") or ""))
+        match part:
+            case TextPart(text=text) | RefusalPart(refusal=text):
+                texts.append(text)
     return "".join(texts)
 
 
-def _convert_messages(raw: Any) -> tuple[str, list[MessageParam]]:
+def _convert_messages(req: TranslatedRequest) -> tuple[str, list[MessageParam]]:
     """(system text, turns): system and developer messages move to the top-level `system`;
     tool results become user turns; adjacent turns of one role merge, because Anthropic
     requires user and assistant turns to alternate."""
-    if not isinstance(raw, list):
-        raise unservable("messages must be a list", "invalid_messages")
     system: list[str] = []
     turns: list[MessageParam] = []
-    for index, message in enumerate(raw):
-        if not isinstance(message, Mapping):
-            raise unservable(f"messages[{index}] must be an object", "invalid_messages")
-        role = message.get("role")
-        content = message.get("content")
-        if role in ("system", "developer"):
-            text = _text_of(content)
-            if text:
-                system.append(text)
-            continue
-        if role == "user":
-            _append(turns, "user", _user_blocks(content, index))
-        elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, index))
-        elif role == "tool":
-            _append(turns, "user", [_tool_result(message)])
-        else:
-            raise unservable(f"messages[{index}] has an unknown role {role!r}", "invalid_messages")
+    for index, message in enumerate(req.messages):
+        match message:
+            case SystemMessage(content=content) | DeveloperMessage(content=content):
+                text = _text_of(content)
+                if text:
+                    system.append(text)
+            case UserMessage(content=content):
+                _append(turns, "user", _user_blocks(content, index))
+            case AssistantMessage():
+                _append(turns, "assistant", _assistant_blocks(message, index))
+            case ToolMessage():
+                _append(turns, "user", [_tool_result(message)])
     return "\n\n".join(system), turns
 
 
@@ -180,28 +209,27 @@ def _text_block(text: str) -> list[ContentBlock]:
     return [TextBlock(type="text", text=text)] if text else []
 
 
-def _user_blocks(content: Any, index: int) -> list[ContentBlock]:
+def _user_blocks(content: str | list[ContentPart], index: int) -> list[ContentBlock]:
     if isinstance(content, str):
         return _text_block(content)
     blocks: list[ContentBlock] = []
-    for part in content if isinstance(content, list) else []:
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind == "text":
-            blocks += _text_block(str(part.get("text") or ""))
-        elif kind == "image_url":
-            blocks.append(_image_block(part.get("image_url"), index))
-        else:
-            raise unservable(
-                f"messages[{index}]: Anthropic upstreams accept text and image parts only, "
-                f"not {kind!r}",
-                "content_part_unsupported",
-            )
+    for part in content:
+        match part:
+            case TextPart(text=text):
+                blocks += _text_block(text)
+            case ImageUrlPart():
+                blocks.append(_image_block(part.image_url.url, index))
+            case _:
+                kind = type(part).__struct_config__.tag
+                raise unservable(
+                    f"messages[{index}]: Anthropic upstreams accept text and image parts only, "
+                    f"not {kind!r}",
+                    "content_part_unsupported",
+                )
     return blocks
 
 
-def _image_block(image_url: Any, index: int) -> ImageBlock:
-    url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
-    url = url if isinstance(url, str) else ""
+def _image_block(url: str, index: int) -> ImageBlock:
     match = _DATA_URL.fullmatch(url)
     if match:
         source = {"type": "base64", "media_type": match["media"], "data": match["data"]}
@@ -214,97 +242,84 @@ def _image_block(image_url: Any, index: int) -> ImageBlock:
     )
 
 
-def _assistant_blocks(message: Mapping[str, Any], index: int) -> list[ContentBlock]:
+def _assistant_blocks(message: AssistantMessage, index: int) -> list[ContentBlock]:
     blocks: list[ContentBlock] = []
-    reasoning = message.get("reasoning_content")
-    signature = message.get("reasoning_signature")
     # Anthropic verifies the signature of a thinking block sent back to it and rejects one
     # without, so unsigned reasoning (from another host, or an edited history) is dropped.
-    if isinstance(reasoning, str) and reasoning and isinstance(signature, str) and signature:
-        blocks.append({"type": "thinking", "thinking": reasoning, "signature": signature})
-    blocks += _text_block(_text_of(message.get("content")))
-    calls = message.get("tool_calls")
-    for position, call in enumerate(calls if isinstance(calls, list) else []):
+    if message.reasoning_content and message.reasoning_signature:
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": message.reasoning_content,
+                "signature": message.reasoning_signature,
+            }
+        )
+    blocks += _text_block(_text_of(message.content))
+    for position, call in enumerate(message.tool_calls or ()):
         blocks.append(_tool_use(call, f"messages[{index}].tool_calls[{position}]"))
     return blocks
 
 
-def _tool_use(call: Any, where: str) -> ToolUseBlock:
-    function = call.get("function") if isinstance(call, Mapping) else None
-    if not isinstance(function, Mapping):
-        raise unservable(f"{where} has no function", "invalid_tool_call")
-    name = str(function.get("name") or "")
-    call_id = str(call.get("id") or "")
-    arguments = function.get("arguments")
-    parsed: Any = {}
+def _tool_use(call: ToolCall, where: str) -> ToolUseBlock:
+    name, arguments = call.function.name, call.function.arguments
     # Some models write "" for a call without arguments; that means no arguments, not an error.
-    if isinstance(arguments, str) and arguments.strip():
-        try:
-            parsed = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            parsed = None
-    if not isinstance(parsed, dict):
+    if not arguments.strip():
+        return {"type": "tool_use", "id": call.id, "name": name, "input": {}}
+    try:
+        parsed = _ARGUMENTS.decode(arguments)
+    except msgspec.DecodeError:  # not JSON, or JSON that is not an object
         raise unservable(
-            f"{where} (function '{name}', id '{call_id}'): arguments are not a JSON object",
+            f"{where} (function '{name}', id '{call.id}'): arguments are not a JSON object",
             "invalid_tool_call_arguments",
-        )
-    return {"type": "tool_use", "id": call_id, "name": name, "input": parsed}
+        ) from None
+    return {"type": "tool_use", "id": call.id, "name": name, "input": parsed}
 
 
-def _tool_result(message: Mapping[str, Any]) -> ToolResultBlock:
-    content = message.get("content")
-    result: str | list[TextBlock]
-    if isinstance(content, list):
-        result = [TextBlock(type="text", text=_text_of([p])) for p in content if _text_of([p])]
-    else:
-        result = str(content) if content is not None else ""
-    call_id = str(message.get("tool_call_id") or "")
-    return {"type": "tool_result", "tool_use_id": call_id, "content": result}
+def _tool_result(message: ToolMessage) -> ToolResultBlock:
+    content = message.content
+    result: str | list[TextBlock] = (
+        content
+        if isinstance(content, str)
+        else [TextBlock(type="text", text=part.text) for part in content if part.text]
+    )
+    return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": result}
 
 
-def _add_tools(request: MessagesRequest, body: Mapping[str, Any]) -> None:
-    tools = body.get("tools")
-    if not isinstance(tools, list) or not tools:
-        return  # Anthropic rejects a tool_choice without tools, so it goes too
-    converted: list[ToolParam] = []
-    for position, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(function, Mapping) or tool.get("type", "function") != "function":
-            raise unservable(f"tools[{position}] is not a function tool", "tool_type_unsupported")
-        param: ToolParam = {
-            "name": str(function.get("name") or ""),
-            "input_schema": dict(function.get("parameters") or _EMPTY_SCHEMA),
-        }
-        if function.get("description"):
-            param["description"] = str(function["description"])
-        converted.append(param)
-    request["tools"] = converted
-    choice = _tool_choice(body.get("tool_choice"))
-    if body.get("parallel_tool_calls") is False:
+def _tool(tool: Tool) -> ToolParam:
+    function = tool.function
+    param: ToolParam = {
+        "name": function.name,
+        "input_schema": dict(function.parameters or _EMPTY_SCHEMA),
+    }
+    if function.description:
+        param["description"] = function.description
+    return param
+
+
+def _tool_choice(req: TranslatedRequest) -> ToolChoice | None:
+    choice: ToolChoice | None
+    match req.tool_choice:
+        case None:
+            choice = None
+        case "auto":
+            choice = {"type": "auto"}
+        case "required":
+            choice = {"type": "any"}
+        case "none":
+            choice = {"type": "none"}
+        case {"function": {"name": str(name)}}:
+            choice = {"type": "tool", "name": name}
+        case other:
+            raise unservable(f"unknown tool_choice {other!r}", "invalid_tool_choice")
+    if req.parallel_tool_calls is False:
         choice = choice or {"type": "auto"}
         if choice["type"] != "none":
             choice["disable_parallel_tool_use"] = True
-    if choice is not None:
-        request["tool_choice"] = choice
+    return choice
 
 
-def _tool_choice(choice: Any) -> ToolChoice | None:
-    if choice is None:
-        return None
-    if choice == "auto":
-        return {"type": "auto"}
-    if choice == "required":
-        return {"type": "any"}
-    if choice == "none":
-        return {"type": "none"}
-    function = choice.get("function") if isinstance(choice, Mapping) else None
-    if isinstance(function, Mapping) and isinstance(function.get("name"), str):
-        return {"type": "tool", "name": function["name"]}
-    raise unservable(f"unknown tool_choice {choice!r}", "invalid_tool_choice")
-
-
-def _effort_budget(effort: Any) -> int:
-    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+def _effort_budget(effort: str) -> int:
+    budget = EFFORT_BUDGETS.get(effort)
     if budget is None:
         raise unservable(
             f"unknown reasoning effort {effort!r}; use low, medium or high",
@@ -313,25 +328,24 @@ def _effort_budget(effort: Any) -> int:
     return budget
 
 
-def _thinking(body: Mapping[str, Any]) -> ThinkingConfig | None:
+def _thinking(req: TranslatedRequest) -> ThinkingConfig | None:
     """The `thinking` config from the neutral `reasoning` extension ({enabled, max_tokens,
     effort}) or OpenAI's `reasoning_effort`; None when the request says nothing about it."""
-    reasoning = body.get("reasoning")
-    if isinstance(reasoning, Mapping):
-        if reasoning.get("enabled") is False:
+    reasoning = req.reasoning
+    if reasoning is not None:
+        if reasoning.enabled is False:
             return {"type": "disabled"}
-        budget = _positive_int(reasoning.get("max_tokens"))
-        if budget is None and reasoning.get("effort") is not None:
-            budget = _effort_budget(reasoning.get("effort"))
-        if budget is None and reasoning.get("enabled") is True:
+        budget = _positive(reasoning.max_tokens)
+        if budget is None and reasoning.effort is not None:
+            budget = _effort_budget(reasoning.effort)
+        if budget is None and reasoning.enabled:
             budget = EFFORT_BUDGETS["medium"]
+    elif req.reasoning_effort is None:
+        return None
+    elif req.reasoning_effort == "none":
+        return {"type": "disabled"}
     else:
-        effort = body.get("reasoning_effort")
-        if effort is None:
-            return None
-        if effort == "none":
-            return {"type": "disabled"}
-        budget = _effort_budget(effort)
+        budget = _effort_budget(req.reasoning_effort)
     if budget is None:
         return None
     return {"type": "enabled", "budget_tokens": max(budget, THINKING_MIN_BUDGET)}

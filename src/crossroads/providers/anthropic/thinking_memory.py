@@ -14,6 +14,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+
+from crossroads.schemas.chat import AssistantMessage, TranslatedRequest
 from crossroads.schemas.chat_wire import ChatChunk
 
 DEFAULT_SIZE = 10_000
@@ -45,31 +48,27 @@ class ThinkingMemory:
         if isinstance(reasoning, str) and isinstance(signature, str):
             self.remember(_call_ids(message.get("tool_calls")), reasoning, signature)
 
-    def restore(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """`body` with remembered thinking put back into assistant turns that lost it; the same
-        object when nothing was missing (never mutated)."""
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not self._entries:
-            return body
-        changed: dict[int, dict[str, Any]] = {}
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") != "assistant":
+    def restore(self, request: TranslatedRequest) -> TranslatedRequest:
+        """`request` with remembered thinking put back into assistant turns that lost it; the
+        same object when nothing was missing (never mutated)."""
+        if not self._entries:
+            return request
+        changed: dict[int, AssistantMessage] = {}
+        for index, message in enumerate(request.messages):
+            if not isinstance(message, AssistantMessage) or message.reasoning_signature:
                 continue
-            if message.get("reasoning_signature"):
-                continue
-            for call_id in _call_ids(message.get("tool_calls")):
-                found = self._entries.get(call_id)
+            for call in message.tool_calls or ():
+                found = self._entries.get(call.id)
                 if found is not None:
                     reasoning, signature = found
-                    changed[index] = {
-                        **message,
-                        "reasoning_content": reasoning,
-                        "reasoning_signature": signature,
-                    }
+                    changed[index] = msgspec.structs.replace(
+                        message, reasoning_content=reasoning, reasoning_signature=signature
+                    )
                     break
         if not changed:
-            return body
-        return {**body, "messages": [changed.get(i, m) for i, m in enumerate(messages)]}
+            return request
+        messages = [changed.get(i, m) for i, m in enumerate(request.messages)]
+        return msgspec.structs.replace(request, messages=messages)
 
 
 class StreamThinking:

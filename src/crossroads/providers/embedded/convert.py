@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from crossroads.errors import UpstreamError
@@ -213,20 +214,36 @@ class _Choice:
         return doc
 
 
+class _PartKind(msgspec.Struct):
+    type: str | None = None
+
+
+class _MessageContent(msgspec.Struct):
+    content: str | list[_PartKind] | None = None
+
+
+_MESSAGE_CONTENTS = list[_MessageContent]
+
+
 def _check_text_only(messages: Any) -> None:
     # llama.cpp without a multimodal projector raises a RuntimeError for media, which would read
-    # as a 502; it is the request that this model cannot serve.
-    if not isinstance(messages, list):
-        return  # llama.cpp reports a malformed `messages` itself, as a ValueError
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        for part in content if isinstance(content, list) else ():
-            kind = part.get("type") if isinstance(part, dict) else None
-            if isinstance(kind, str) and kind not in _TEXT_PARTS:
-                raise _unservable(
-                    f"this model reads text only; the request has a {kind!r} content part",
-                    "unsupported_content",
-                )
+    # as a 502; it is the request that this model cannot serve. The messages go to llama.cpp as
+    # the client sent them (its format is the client's), so only the part types are read here,
+    # typed, and loosely: a malformed `messages` is llama.cpp's to report, as a ValueError.
+    try:
+        contents = msgspec.convert(messages, _MESSAGE_CONTENTS, str_keys=True)
+    except msgspec.ValidationError:
+        return
+    for message in contents:
+        match message.content:
+            case [*parts]:
+                for part in parts:
+                    if part.type is not None and part.type not in _TEXT_PARTS:
+                        raise _unservable(
+                            f"this model reads text only; the request has a {part.type!r} "
+                            "content part",
+                            "unsupported_content",
+                        )
 
 
 def _from_error_document(error: Any) -> UpstreamError:
