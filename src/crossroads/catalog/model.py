@@ -1,4 +1,5 @@
-"""The catalog's types: makers, models, hosts and host offerings (a model at a host, with prices).
+"""The catalog's types: makers, models, hosts and host offerings (a model at a host, with its
+dated price history, time-of-day windows and prompt-length tiers).
 
 Decoded from the YAML data files with msgspec, so a bad entry is reported with its path."""
 
@@ -8,6 +9,9 @@ import datetime as dt
 from decimal import Decimal
 
 import msgspec
+
+QUANTIZATIONS = ("int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown")
+"""Quantisation names, as OpenRouter's `provider.quantizations` spells them."""
 
 
 class Capabilities(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -35,6 +39,16 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context_length: int
     capabilities: Capabilities = Capabilities()
     family: str | None = None
+    released: dt.date | None = None  # when the maker released it (API or weights, first)
+    # When the maker retired it from its API; the entry stays so old ledger rows still resolve.
+    retired: dt.date | None = None
+    successor: str | None = None  # the model id the maker names as its replacement
+    source: str | None = None  # where the model facts were read
+    verified: bool = True  # False: from secondary or conflicting sources; shown as such
+
+    def retired_at(self, when: dt.date) -> bool:
+        """Whether the model is retired on `when`."""
+        return self.retired is not None and self.retired <= when
 
 
 class Host(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -42,7 +56,11 @@ class Host(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     jurisdiction: str  # ISO 3166-1 alpha-2 where the host serves from
     retention: str | None = None  # data-retention terms in a few words, where known
-    zero_retention: bool | None = None
+    zero_retention: bool | None = None  # the host publishes zero data retention (for the API)
+    trains_on_prompts: bool | None = None  # whether prompts may be used for training
+    policy_source: str | None = None  # where the retention and training terms were read
+    policy_as_of: dt.date | None = None
+    policy_verified: bool = True
     openai_base_url: str | None = None
     anthropic_base_url: str | None = None
     api_key_env: str | None = None  # the environment variable a user sets to enable this host
@@ -51,30 +69,133 @@ class Host(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class PriceTier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Prices that replace the base prices when the prompt is longer than `above_prompt_tokens`
-    (Gemini 2.5 Pro above 200K, Qwen3-Max tiers)."""
+    (MiniMax M3 above 512K, Gemini 2.5 Pro above 200K)."""
 
     above_prompt_tokens: int
     input: Decimal
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
 
 
 class Prices(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """USD per million tokens. `cached_input` None means the host has no cache discount (cached
-    tokens bill as input); `cache_write` None means cache writes bill as input."""
+    tokens bill as input); `cache_write` None means cache writes bill as input; `reasoning`
+    None means reasoning tokens bill as output. `windows` are time-of-day prices that replace
+    these (with their own tiers) while a request's start time falls inside one."""
 
     input: Decimal
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
     tiers: tuple[PriceTier, ...] = ()
+    windows: tuple[PriceWindow, ...] = ()
+
+    def at_time(self, when: dt.datetime | None) -> Prices:
+        """The prices for a request that started at `when` (UTC): the window that contains its
+        time of day, else these. Without a time, these (the base prices)."""
+        if when is None or not self.windows:
+            return self
+        moment = when.astimezone(dt.UTC).time() if when.tzinfo else when.time()
+        minute = moment.hour * 60 + moment.minute
+        for window in self.windows:
+            if window.contains(minute):
+                return window
+        return self
+
+
+class PriceWindow(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Prices in force from `start` (inclusive) to `end` (exclusive) each day, as "HH:MM" in
+    UTC; a window whose end is before its start runs over midnight (DeepSeek's off-peak)."""
+
+    name: str  # "off-peak"
+    start: str
+    end: str
+
+    def contains(self, minute_of_day: int) -> bool:
+        start, end = _minutes(self.start), _minutes(self.end)
+        if start <= end:
+            return start <= minute_of_day < end
+        return minute_of_day >= start or minute_of_day < end
+
+
+class PricePoint(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One entry of an offering's price history: these prices are in force from `since` (a UTC
+    date; None: since before any recorded change) until the next entry's `since`. `as_of` is
+    when they were read and `source` where; `verified` False marks a price from a secondary or
+    conflicting source, shown as such by the CLI and reports."""
+
+    since: dt.date | None = None
+    as_of: dt.date | None = None
+    source: str | None = None
+    verified: bool = True
+    note: str | None = None
+
+    def provenance(self) -> str:
+        """ "source, read DATE" with "(unverified)" where so, for notes and tables."""
+        text = self.source or "no source recorded"
+        if self.as_of is not None:
+            text += f", read {self.as_of.isoformat()}"
+        if self.since is not None:
+            text += f", in force since {self.since.isoformat()}"
+        return text if self.verified else f"{text} (UNVERIFIED)"
 
 
 class Offering(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model at a host. `prices` is the dated history, oldest first (the loader also accepts
+    the older single-price form, `prices: {...}` with `as_of` and `source` beside it, and turns
+    it into a one-entry history). Empty: the host serves it but no price is recorded."""
+
     model: str  # a Model.id
     host: str  # a Host.id
     upstream_model: str  # the model id the host's API expects, e.g. "deepseek-chat"
-    prices: Prices | None = None  # None for self-hosted or unknown
-    as_of: dt.date | None = None  # when the prices were read
-    source: str | None = None  # where they were read
+    prices: tuple[PricePoint, ...] | PricePoint | None = None
+    as_of: dt.date | None = None  # old form only: when the single price was read
+    source: str | None = None  # old form only: where
+    quantization: str | None = None  # as the host publishes it: "fp8", "fp4", "bf16", ...
+    context_length: int | None = None  # when the host serves less than the model's window
+    retired: dt.date | None = None  # when the host stopped serving it
+
+    @property
+    def history(self) -> tuple[PricePoint, ...]:
+        """The price history, oldest first; empty when no price is recorded."""
+        if self.prices is None:
+            return ()
+        if isinstance(self.prices, PricePoint):
+            return (self.prices,)
+        return self.prices
+
+    @property
+    def current(self) -> PricePoint | None:
+        """The latest recorded price (the list price today), or None."""
+        history = self.history
+        return history[-1] if history else None
+
+    def price_at(self, when: dt.datetime | dt.date) -> PricePoint | None:
+        """The price in force at `when` (UTC), or None when no recorded price was."""
+        return price_in_force(self.history, when)
+
+
+def price_in_force(
+    history: tuple[PricePoint, ...], when: dt.datetime | dt.date
+) -> PricePoint | None:
+    """The last entry of `history` (oldest first) whose `since` is not after `when`'s UTC date;
+    None when `when` is before every entry."""
+    if isinstance(when, dt.datetime):
+        day = when.astimezone(dt.UTC).date() if when.tzinfo else when.date()
+    else:
+        day = when
+    found = None
+    for point in history:
+        if point.since is None or point.since <= day:
+            found = point
+        else:
+            break
+    return found
+
+
+def _minutes(text: str) -> int:
+    hours, _, minutes = text.partition(":")
+    return int(hours) * 60 + int(minutes)

@@ -1,7 +1,7 @@
 """Per-request routing control, read from extension fields of the request body.
 
 Modelled on OpenRouter's `provider` object (`order`, `only`, `ignore`, `allow_fallbacks`, `sort`,
-`max_price`) and its `models` fallback list. Unknown fields are refused with a 400 naming them:
+`max_price`, `quantizations`) and its `models` fallback list. Unknown fields are refused with a 400 naming them:
 a silently ignored routing rule is worse than an error. The fields are removed from the body
 before it is forwarded, so no upstream sees them."""
 
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from crossroads.catalog.model import QUANTIZATIONS
 from crossroads.errors import InvalidRequestError
 
 EXTENSION_FIELDS = ("provider", "models")
@@ -36,6 +37,9 @@ class ProviderPreferences(msgspec.Struct, forbid_unknown_fields=True):
     allow_fallbacks: bool = True
     sort: Sort | None = None
     max_price: MaxPrice | None = None
+    # OpenRouter's quantisation filter: only deployments served at one of these (the catalog
+    # offering's, or the config's); "unknown" admits deployments whose quantisation is not known.
+    quantizations: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class RoutingOptions:
     sort: Sort | None = None
     max_prompt_price: Decimal | None = None
     max_completion_price: Decimal | None = None
+    quantizations: frozenset[str] | None = None
     fallback_models: tuple[str, ...] = ()
     # Seconds the client is prepared to wait, when it said so (shorter than the gateway's).
     timeout: float | None = None
@@ -80,7 +85,7 @@ def parse_routing_options(
             message = text[: match.start()] if match else text
             raise InvalidRequestError(
                 f"Invalid routing preferences at '{where}': {message}. Supported fields: "
-                "order, only, ignore, allow_fallbacks, sort, max_price.",
+                "order, only, ignore, allow_fallbacks, sort, max_price, quantizations.",
                 param=where,
             ) from None
     models: tuple[str, ...] = ()
@@ -99,6 +104,16 @@ def parse_routing_options(
                 f"'provider.max_price.{name}' must not be negative.",
                 param=f"provider.max_price.{name}",
             )
+    quantizations = None
+    if prefs.quantizations is not None:
+        quantizations = frozenset(q.lower() for q in prefs.quantizations)
+        unknown = sorted(quantizations - set(QUANTIZATIONS))
+        if unknown:
+            raise InvalidRequestError(
+                f"'provider.quantizations' has unknown value(s) {', '.join(unknown)}; use "
+                f"{', '.join(QUANTIZATIONS)}.",
+                param="provider.quantizations",
+            )
     return RoutingOptions(
         order=tuple(prefs.order or ()),
         only=frozenset(prefs.only) if prefs.only is not None else None,
@@ -107,6 +122,7 @@ def parse_routing_options(
         sort=prefs.sort,
         max_prompt_price=_decimal(max_price.prompt),
         max_completion_price=_decimal(max_price.completion),
+        quantizations=quantizations,
         fallback_models=models,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens or 1000,

@@ -29,6 +29,8 @@ def expected_cost(dep: Deployment, prompt_tokens: int, completion_tokens: int) -
 
 def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
     """Why the request's preferences leave `dep` out, or None if they keep it."""
+    if dep.retired is not None:
+        return dep.retired
     if options.only is not None and dep.provider not in options.only:
         return f"provider '{dep.provider}' is not in provider.only"
     if dep.provider in options.ignore:
@@ -42,6 +44,10 @@ def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
             f"the prompt (about {options.prompt_tokens} tokens) is longer than model "
             f"'{dep.model.id}''s context of {dep.model.context_length}"
         )
+    if options.quantizations is not None:
+        served = dep.quantization or "unknown"
+        if served not in options.quantizations:
+            return f"deployment '{dep.id}' is served at {served}, not in provider.quantizations"
     for bound, price, what in (
         (options.max_prompt_price, dep.prices.input if dep.prices else None, "prompt"),
         (options.max_completion_price, dep.prices.output if dep.prices else None, "completion"),
