@@ -36,7 +36,8 @@ def deployment(model_id: str, host_id: str, name: str | None = None) -> Deployme
         model=model,
         maker=CATALOG.maker(model.maker),
         host=host,
-        prices=offering.prices if offering else None,
+        prices=offering.current if offering else None,
+        quantization=offering.quantization if offering else None,
     )
 
 

@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -18,6 +19,7 @@ import msgspec.yaml
 
 from crossroads.catalog.model import (
     QUANTIZATIONS,
+    WEEKDAYS,
     Host,
     Maker,
     Model,
@@ -317,8 +319,13 @@ def _check_offering(
     previous: PricePoint | None = None
     for i, point in enumerate(offering.history):
         _check_prices(at, f"prices[{i}]", point)
+        if point.since_time is not None and (
+            point.since is None or not _CLOCK.fullmatch(point.since_time)
+        ):
+            raise at.error(f"prices[{i}].since_time", "must be 'HH:MM' (UTC) beside a `since` date")
         if previous is not None and (
-            point.since is None or (previous.since is not None and point.since <= previous.since)
+            point.since is None
+            or (previous.since is not None and _start(point) <= _start(previous))
         ):
             raise at.error(
                 f"prices[{i}].since",
@@ -326,6 +333,11 @@ def _check_offering(
                 "per date (only the first may leave `since` out)",
             )
         previous = point
+
+
+def _start(point: PricePoint) -> tuple[date, str]:
+    assert point.since is not None
+    return point.since, point.since_time or "00:00"
 
 
 def _check_prices(at: _At[Offering], path: str, prices: Prices, window: bool = False) -> None:
@@ -353,6 +365,9 @@ def _check_prices(at: _At[Offering], path: str, prices: Prices, window: bool = F
                 raise at.error(f"{where}.{name}", "must be a UTC time of day as 'HH:MM'")
         if win.start == win.end:
             raise at.error(f"{where}.end", "a window must not start and end at the same time")
+        bad = [d for d in win.days if d not in WEEKDAYS]
+        if bad:
+            raise at.error(f"{where}.days", f"{bad[0]!r} is not one of {', '.join(WEEKDAYS)}")
         _check_prices(at, where, win, window=True)
 
 

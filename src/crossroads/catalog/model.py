@@ -10,6 +10,9 @@ from decimal import Decimal
 
 import msgspec
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""How a time-of-day window names the UTC weekdays it applies on."""
+
 QUANTIZATIONS = ("int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown")
 """Quantisation names, as OpenRouter's `provider.quantizations` spells them."""
 
@@ -98,27 +101,39 @@ class Prices(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         time of day, else these. Without a time, these (the base prices)."""
         if when is None or not self.windows:
             return self
-        moment = when.astimezone(dt.UTC).time() if when.tzinfo else when.time()
+        moment = when.astimezone(dt.UTC) if when.tzinfo else when
         minute = moment.hour * 60 + moment.minute
+        day = WEEKDAYS[moment.weekday()]
         for window in self.windows:
-            if window.contains(minute):
+            if window.contains(minute, day):
                 return window
         return self
 
 
 class PriceWindow(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Prices in force from `start` (inclusive) to `end` (exclusive) each day, as "HH:MM" in
-    UTC; a window whose end is before its start runs over midnight (DeepSeek's off-peak)."""
+    """Prices in force from `start` (inclusive) to `end` (exclusive), as "HH:MM" in UTC, on the
+    UTC weekdays in `days` (empty: every day); a window whose end is before its start runs over
+    midnight, and `days` then names the day it starts on."""
 
-    name: str  # "off-peak"
+    name: str  # "peak"
     start: str
     end: str
+    days: tuple[str, ...] = ()  # "mon" ... "sun"
+    note: str | None = None  # e.g. the maker's exceptions (holidays) the window does not model
 
-    def contains(self, minute_of_day: int) -> bool:
+    def contains(self, minute_of_day: int, weekday: str | None = None) -> bool:
+        """Whether a request that started at this UTC minute of the day, on this UTC weekday
+        ("mon".."sun"; None: any), falls in the window."""
         start, end = _minutes(self.start), _minutes(self.end)
         if start <= end:
-            return start <= minute_of_day < end
-        return minute_of_day >= start or minute_of_day < end
+            inside = start <= minute_of_day < end
+            starts_on = weekday
+        else:
+            inside = minute_of_day >= start or minute_of_day < end
+            starts_on = weekday
+            if weekday is not None and minute_of_day < end:  # after midnight: the day before
+                starts_on = WEEKDAYS[WEEKDAYS.index(weekday) - 1]
+        return inside and (not self.days or starts_on is None or starts_on in self.days)
 
 
 class PricePoint(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -128,6 +143,7 @@ class PricePoint(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
     conflicting source, shown as such by the CLI and reports."""
 
     since: dt.date | None = None
+    since_time: str | None = None  # "HH:MM" UTC on `since` when the change was not at midnight
     as_of: dt.date | None = None
     source: str | None = None
     verified: bool = True
@@ -140,6 +156,8 @@ class PricePoint(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
             text += f", read {self.as_of.isoformat()}"
         if self.since is not None:
             text += f", in force since {self.since.isoformat()}"
+            if self.since_time:
+                text += f" {self.since_time} UTC"
         return text if self.verified else f"{text} (UNVERIFIED)"
 
 
@@ -181,19 +199,25 @@ class Offering(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def price_in_force(
     history: tuple[PricePoint, ...], when: dt.datetime | dt.date
 ) -> PricePoint | None:
-    """The last entry of `history` (oldest first) whose `since` is not after `when`'s UTC date;
-    None when `when` is before every entry."""
+    """The last entry of `history` (oldest first) in force at `when` (UTC; a date means its
+    start, 00:00 UTC); None when `when` is before every entry."""
     if isinstance(when, dt.datetime):
-        day = when.astimezone(dt.UTC).date() if when.tzinfo else when.date()
+        moment = when.astimezone(dt.UTC) if when.tzinfo else when
+        key = (moment.date(), moment.hour * 60 + moment.minute)
     else:
-        day = when
+        key = (when, 0)
     found = None
     for point in history:
-        if point.since is None or point.since <= day:
+        if point.since is None or _start(point) <= key:
             found = point
         else:
             break
     return found
+
+
+def _start(point: PricePoint) -> tuple[dt.date, int]:
+    assert point.since is not None
+    return point.since, _minutes(point.since_time) if point.since_time else 0
 
 
 def _minutes(text: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from crossroads.catalog import Catalog, Host, Offering, load_builtin
+from crossroads.catalog import Catalog, Host, Model, Offering, load_builtin
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -220,8 +220,8 @@ def _retirement(dep: Deployment, catalog: Catalog, mode: str, today: date) -> De
         retired = offering.retired
     if retired is None:
         return dep
-    successor = catalog.offering(model.successor, dep.host.id) if model.successor else None
-    if mode == "successor" and successor is not None and successor.retired is None:
+    successor = _successor(catalog, model, dep.host.id, today)
+    if mode == "successor" and successor is not None:
         new_model = catalog.model(successor.model)
         return replace(
             dep,
@@ -237,6 +237,21 @@ def _retirement(dep: Deployment, catalog: Catalog, mode: str, today: date) -> De
         dep,
         retired=f"model '{model.id}' was retired on {retired.isoformat()} at {dep.host.id}{hint}",
     )
+
+
+def _successor(catalog: Catalog, model: Model, host_id: str, today: date) -> Offering | None:
+    """The live offering at `host_id` of the model's successor, following the maker's chain
+    (V3.2 -> V4 Flash -> V4.1 Flash) past successors that are retired themselves."""
+    seen = {model.id}
+    current: Model | None = model
+    while current is not None and current.successor and current.successor not in seen:
+        seen.add(current.successor)
+        offering = catalog.offering(current.successor, host_id)
+        current = catalog.model(current.successor)
+        live = current is not None and not current.retired_at(today)
+        if offering is not None and live and (offering.retired is None or offering.retired > today):
+            return offering
+    return None
 
 
 def _auto_providers(

@@ -8,8 +8,8 @@ store unchanged and sums over millions of rows stay exact.
 from __future__ import annotations
 
 import functools
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import NamedTuple
 
 from crossroads.catalog.model import Prices
@@ -84,9 +84,10 @@ def estimate_max_cost(
     """An upper bound on what a request can cost, for budget checks before it is sent.
 
     Uses the time-of-day window in force at `at` (as `cost` does; without `at`, the dearest of
-    the base prices and every window), the tier that `prompt_tokens` selects and bills every prompt token at the dearest input
-    rate (uncached input, or the cache-write rate where a host charges more for writes, as
-    Anthropic does), and `max_output_tokens` at the output rate. Rounded up to 1e-10 USD, so the
+    the base prices and every window), the tier that `prompt_tokens` selects, and bills every
+    prompt token at the dearest input rate (uncached input, or the cache-write rate where a host
+    charges more for writes, as Anthropic does), and `max_output_tokens` at the dearer of the
+    output and reasoning rates. Rounded up to 1e-10 USD, so the
     estimate is never below the `cost` of any usage with these counts.
 
     Raises ValueError when a count is negative.

@@ -1,9 +1,9 @@
 """Per-request routing control, read from extension fields of the request body.
 
 Modelled on OpenRouter's `provider` object (`order`, `only`, `ignore`, `allow_fallbacks`, `sort`,
-`max_price`, `quantizations`) and its `models` fallback list. Unknown fields are refused with a 400 naming them:
-a silently ignored routing rule is worse than an error. The fields are removed from the body
-before it is forwarded, so no upstream sees them."""
+`max_price`, `quantizations`) and its `models` fallback list. Unknown fields are refused with a
+400 naming them: a silently ignored routing rule is worse than an error. The fields are removed
+from the body before it is forwarded, so no upstream sees them."""
 
 from __future__ import annotations
 
