@@ -1,4 +1,5 @@
-"""`crossroads` command: serve, models, usage, report, whatif, config check, mock-upstream.
+"""`crossroads` command: serve, models, usage, report, whatif, catalog, config check,
+mock-upstream.
 
 Each command is a small function taking parsed arguments and returning an exit code; errors the
 user can fix (bad config, bad flag value) print one line on stderr and exit 2."""
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from crossroads import __version__
 from crossroads.analytics import REPORT_KINDS
 from crossroads.cli import (
+    catalog_cmd,
     governance_cmd,
     models_cmd,
     report_cmd,
@@ -146,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     whatif.set_defaults(func=whatif_cmd.run)
 
     governance_cmd.add_parsers(sub)
+    catalog_cmd.add_parsers(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
