@@ -226,6 +226,9 @@ def test_lookups(catalog: Catalog) -> None:
     assert {o.model for o in catalog.offerings_for_host("deepseek")} == {
         "deepseek/deepseek-v3.2",
         "deepseek/deepseek-v3.2-reasoner",
+        "deepseek/deepseek-v4-pro",
+        "deepseek/deepseek-v4-flash",
+        "deepseek/deepseek-v4.1-flash",
     }
 
     assert catalog.model("nope/nope") is None

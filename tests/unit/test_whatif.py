@@ -336,7 +336,7 @@ def test_candidates(catalog: Catalog) -> None:
     with pytest.raises(ValueError, match="does not serve it"):
         parse_target(catalog, "deepseek/deepseek-v3.2@together")
     with pytest.raises(ValueError, match="no price for it at groq"):
-        parse_target(catalog, "openai/gpt-oss-120b@groq")
+        parse_target(catalog, "meta/llama-3.3-70b-instruct@groq")
     with pytest.raises(ValueError, match="no price for it at any host"):
         parse_target(catalog, "qwen/qwen3-coder")
 

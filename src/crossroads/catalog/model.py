@@ -48,6 +48,7 @@ class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     successor: str | None = None  # the model id the maker names as its replacement
     source: str | None = None  # where the model facts were read
     verified: bool = True  # False: from secondary or conflicting sources; shown as such
+    notes: str | None = None
 
     def retired_at(self, when: dt.date) -> bool:
         """Whether the model is retired on `when`."""
@@ -105,7 +106,7 @@ class Prices(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         minute = moment.hour * 60 + moment.minute
         day = WEEKDAYS[moment.weekday()]
         for window in self.windows:
-            if window.contains(minute, day):
+            if window.contains(minute, day, moment.date()):
                 return window
         return self
 
@@ -119,21 +120,28 @@ class PriceWindow(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True)
     start: str
     end: str
     days: tuple[str, ...] = ()  # "mon" ... "sun"
-    note: str | None = None  # e.g. the maker's exceptions (holidays) the window does not model
+    # UTC dates (of the window's start) on which it does not apply: DeepSeek's peak hours
+    # exclude PRC statutory holidays, which the maker bills off-peak all day.
+    except_dates: tuple[dt.date, ...] = ()
+    note: str | None = None
 
-    def contains(self, minute_of_day: int, weekday: str | None = None) -> bool:
+    def contains(
+        self, minute_of_day: int, weekday: str | None = None, day: dt.date | None = None
+    ) -> bool:
         """Whether a request that started at this UTC minute of the day, on this UTC weekday
-        ("mon".."sun"; None: any), falls in the window."""
+        ("mon".."sun"; None: any) and date, falls in the window."""
         start, end = _minutes(self.start), _minutes(self.end)
+        starts_on, start_day = weekday, day
         if start <= end:
             inside = start <= minute_of_day < end
-            starts_on = weekday
         else:
             inside = minute_of_day >= start or minute_of_day < end
-            starts_on = weekday
-            if weekday is not None and minute_of_day < end:  # after midnight: the day before
-                starts_on = WEEKDAYS[WEEKDAYS.index(weekday) - 1]
-        return inside and (not self.days or starts_on is None or starts_on in self.days)
+            if minute_of_day < end:  # after midnight: the window began the day before
+                starts_on = WEEKDAYS[WEEKDAYS.index(weekday) - 1] if weekday else None
+                start_day = day - dt.timedelta(days=1) if day else None
+        if not inside or (self.days and starts_on is not None and starts_on not in self.days):
+            return False
+        return start_day is None or start_day not in self.except_dates
 
 
 class PricePoint(Prices, frozen=True, forbid_unknown_fields=True, kw_only=True):
