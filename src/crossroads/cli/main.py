@@ -123,6 +123,13 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--interval", choices=["hour", "day", "week"], help="one row per period")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
     report.add_argument(
+        "--baseline",
+        action="append",
+        metavar="MODEL",
+        help="savings: also compare against this priced catalog model (maker/model[@host]); "
+        "repeat for several",
+    )
+    report.add_argument(
         "--rebuild-rollups", action="store_true", help="recompute the rollups from the ledger"
     )
     report.set_defaults(func=report_cmd.run)

@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from crossroads.config.settings import LOOPBACK_HOSTS, EdgeSettings, Settings
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
-from crossroads.ledger.baseline import Baseline, Baselines
+from crossroads.ledger.baseline import Baseline, Baselines, baseline_from_catalog
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
@@ -352,28 +351,15 @@ def _governance(
 
 
 def _baselines(config: ConfigFile, catalog: Catalog, source: _Source) -> Baselines:
-    """Resolves each configured baseline model to its dated list prices: at the maker's own
-    host when the catalog has it (OpenAI at openai, Anthropic at anthropic), else its cheapest
-    offering today. A list of baselines: the first goes on every ledger row, the others are
-    compared against in the savings report."""
+    """Resolves each configured baseline model to its dated list prices (`baseline_from_catalog`).
+    A list of baselines: the first goes on every ledger row, the others are compared against
+    in the savings report."""
 
     def resolve(text: str, at: str) -> Baseline:
-        model_id, _, host_id = text.partition("@")
-        model = catalog.model(model_id)
-        if model is None:
-            raise source.error(at, f"unknown catalog model {model_id!r}")
-        priced = [
-            o
-            for o in catalog.offerings_for_model(model_id)
-            if o.current is not None and (not host_id or o.host == host_id)
-        ]
-        if not priced:
-            where = f" at {host_id!r}" if host_id else ""
-            raise source.error(at, f"the catalog has no price for {model_id!r}{where}")
-        own = [o for o in priced if o.host == model.maker]
-        offering = own[0] if own else min(priced, key=_list_price)
-        assert offering.current is not None
-        return Baseline(model_id, offering.host, offering.current, offering.history)
+        try:
+            return baseline_from_catalog(catalog, text)
+        except ValueError as exc:
+            raise source.error(at, str(exc)) from None
 
     savings = config.savings
     if isinstance(savings.baseline, str):
@@ -387,11 +373,6 @@ def _baselines(config: ConfigFile, catalog: Catalog, source: _Source) -> Baselin
         by_team={t: resolve(m, f"$.savings.teams.{t}") for t, m in savings.teams.items()},
         extra=tuple(resolved[1:]),
     )
-
-
-def _list_price(offering: Offering) -> Decimal:
-    current = offering.current
-    return Decimal("Infinity") if current is None else current.input + current.output
 
 
 def _routing(section: RoutingSection, source: _Source) -> RoutingPolicy:
