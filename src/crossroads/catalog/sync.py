@@ -138,8 +138,8 @@ def _compact(value: Any) -> Any:
     """Builtins without the None and empty values, so the override file reads like the data
     files (prices stay strings: msgspec writes Decimal as its exact text)."""
     if isinstance(value, dict):
-        return {k: _compact(v) for k, v in value.items() if v is not None and v != []}
-    if isinstance(value, list):
+        return {k: _compact(v) for k, v in value.items() if v is not None and v not in ([], ())}
+    if isinstance(value, list | tuple):
         return [_compact(v) for v in value]
     return value
 
@@ -325,7 +325,7 @@ def _litellm_tiers(spec: dict[str, Any]) -> tuple[PriceTier, ...]:
 def plan(catalog: Catalog, quotes: Iterable[Quote], today: dt.date) -> SyncPlan:
     """Matches each quote to the catalog offering at its host with that upstream id (for
     OpenRouter endpoints: the model whose OpenRouter offering has that id) and proposes what
-    differs. Prices with time-of-day windows are never replaced by a source that cannot
+    differs; retired offerings are left as they are. Prices with time-of-day windows are never replaced by a source that cannot
     express them: such a difference is listed as not written."""
     result = SyncPlan()
     by_openrouter_id = {o.upstream_model: o.model for o in catalog.offerings_for_host("openrouter")}
@@ -334,6 +334,12 @@ def plan(catalog: Catalog, quotes: Iterable[Quote], today: dt.date) -> SyncPlan:
         offering = _match(catalog, quote, by_openrouter_id)
         if offering is None:
             result.unmatched.append(f"{quote.host} {quote.upstream_model}")
+            continue
+        model = catalog.model(offering.model)
+        if offering.retired is not None or (model is not None and model.retired is not None):
+            result.skipped.append(
+                f"{offering.model} at {offering.host}: retired; its prices stay as they were"
+            )
             continue
         key = (offering.model, offering.host)
         current, lines = pending.get(key, (offering, []))
