@@ -325,8 +325,9 @@ def _litellm_tiers(spec: dict[str, Any]) -> tuple[PriceTier, ...]:
 def plan(catalog: Catalog, quotes: Iterable[Quote], today: dt.date) -> SyncPlan:
     """Matches each quote to the catalog offering at its host with that upstream id (for
     OpenRouter endpoints: the model whose OpenRouter offering has that id) and proposes what
-    differs; retired offerings are left as they are. Prices with time-of-day windows are never replaced by a source that cannot
-    express them: such a difference is listed as not written."""
+    differs; retired offerings are left as they are. Prices with time-of-day windows are never
+    replaced by a source that cannot express them: such a difference is listed as not
+    written."""
     result = SyncPlan()
     by_openrouter_id = {o.upstream_model: o.model for o in catalog.offerings_for_host("openrouter")}
     pending: dict[tuple[str, str], tuple[Offering, list[str]]] = {}
