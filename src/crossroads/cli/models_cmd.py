@@ -69,17 +69,19 @@ def rows(args: argparse.Namespace) -> list[list[Any]]:
             model.license,
             model.context_length,
             model.released.isoformat() if model.released else None,
-            model.retired.isoformat() if model.retired else None,
         ]
         offerings = catalog.offerings_for_model(model.id)
         if not offerings:
-            out.append([*common, *([None] * (len(HEADERS) - len(common) - 1)), False])
+            retired = model.retired.isoformat() if model.retired else None
+            out.append([*common, retired, *([None] * (len(HEADERS) - len(common) - 2)), False])
         for offering in offerings:
             host = catalog.host(offering.host)
             prices = offering.current
+            retired = offering.retired or model.retired
             out.append(
                 [
                     *common,
+                    retired.isoformat() if retired else None,
                     offering.host,
                     host.jurisdiction if host else None,
                     offering.quantization,
