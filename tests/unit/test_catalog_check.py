@@ -17,10 +17,12 @@ from crossroads.catalog.check import check_catalog
 from crossroads.cli.main import main
 from crossroads.config import load_settings
 from crossroads.ingress.exchange import Exchange
+from crossroads.ingress.openai.models import models_body
 from crossroads.ledger.baseline import baseline_from_catalog
 from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.routing.router import Trace
+from crossroads.routing.table import RoutingTable
 from crossroads.schemas import Usage
 from crossroads.server.runtime import LEDGER_FILE
 
@@ -171,3 +173,25 @@ def test_models_lists_dated_sourced_prices(capsys: pytest.CaptureFixture[str]) -
     assert main(["models"]) == 0
     table = capsys.readouterr().out
     assert "Sources:" in table and "[1] " in table
+
+
+def test_v1_models_shows_each_price_with_its_source_and_date() -> None:
+    settings = load_settings(environ={"DEEPSEEK_API_KEY": "k", "DEEPINFRA_API_KEY": "k"})
+    body = json.loads(models_body(RoutingTable(settings.deployments, settings.aliases)))
+    models = {m["id"]: m["crossroads"] for m in body["data"]}
+    (v4,) = models["deepseek/deepseek-v4-pro@deepseek"]["deployments"]
+    prices = v4["prices_per_million"]
+    assert (prices["input"], prices["output"], prices["since"], prices["verified"]) == (
+        "0.66",
+        "1.98",
+        "2026-08-16",
+        True,
+    )
+    assert prices["as_of"] == "2026-12-03" and "api-docs.deepseek.com" in prices["source"]
+    assert [(w["start_utc"], w["end_utc"], w["input"]) for w in prices["windows"]] == [
+        ("01:00", "04:00", "1.32"),
+        ("06:00", "10:00", "1.32"),
+    ]
+    (kimi,) = models["moonshotai/kimi-k2.6@deepinfra"]["deployments"]
+    assert (kimi["quantization"], kimi["zero_retention"]) == ("fp4", True)
+    assert kimi["prices_per_million"]["verified"] is False
