@@ -72,8 +72,8 @@ def rows(args: argparse.Namespace) -> list[list[Any]]:
         ]
         offerings = catalog.offerings_for_model(model.id)
         if not offerings:
-            retired = model.retired.isoformat() if model.retired else None
-            out.append([*common, retired, *([None] * (len(HEADERS) - len(common) - 2)), False])
+            gone = model.retired.isoformat() if model.retired else None
+            out.append([*common, gone, *([None] * (len(HEADERS) - len(common) - 2)), False])
         for offering in offerings:
             host = catalog.host(offering.host)
             prices = offering.current
