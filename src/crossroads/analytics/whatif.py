@@ -64,7 +64,8 @@ class _Sum:
 
     A usage that sums several requests has no one prompt length to choose a tier by, so it is
     priced at the base (untiered) prices. Where prices have time-of-day windows, each usage is
-    priced at the window its start time falls in (base prices when it has none)."""
+    priced at the window its start time falls in, or at the dearest of the base prices and the
+    windows when it has no time (so a saving is never overstated by an off-peak price)."""
 
     def __init__(self, prices: Prices) -> None:
         self.prices = prices
@@ -98,7 +99,7 @@ class _Sum:
             ):
                 self._tokens[i] += count
         else:
-            self._priced += cost(usage, self.prices, at)
+            self._priced += cost(usage, self.prices.at_time(at) if at else _dearest(self.prices))
 
     def total(self) -> Decimal:
         prompt, cached, written, completion = self._tokens
@@ -358,6 +359,11 @@ def _widen(result: WhatIf, row: UsageRow) -> None:
         result.span = (row.start, row.end)
     else:
         result.span = (min(result.span[0], row.start), max(result.span[1], row.end))
+
+
+def _dearest(prices: Prices) -> Prices:
+    """The dearer of the base prices and each time-of-day window, by input plus output."""
+    return max((prices, *prices.windows), key=lambda p: p.input + p.output)
 
 
 def _decimals(rate: Decimal) -> int:

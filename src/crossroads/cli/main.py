@@ -151,6 +151,11 @@ def parser() -> argparse.ArgumentParser:
         "--model-map", action="append", default=[], metavar="NAME=MODEL", help="map a model name"
     )
     whatif.add_argument("--config", help="YAML config file whose catalog overrides apply")
+    whatif.add_argument(
+        "--prices-at",
+        metavar="DATE",
+        help="price at the list prices in force on this date (default: today's, the latest)",
+    )
     whatif.add_argument("--format", choices=["table", "json", "csv"], default="table")
     whatif.set_defaults(func=whatif_cmd.run)
 
