@@ -160,7 +160,7 @@ def test_models_lists_dated_sourced_prices(capsys: pytest.CaptureFixture[str]) -
         "2026-12-03",
         True,
     )
-    assert v4["pricing"] == ("peak 01:00-04:00 UTC: 1.32/3.96; peak 06:00-10:00 UTC: 1.32/3.96")
+    assert v4["pricing"] == ("peak mon-fri 01:00-04:00,06:00-10:00 UTC: 1.32/3.96")
     assert "api-docs.deepseek.com" in v4["source"]
     kimi = next(
         r for r in rows if r["model"] == "moonshotai/kimi-k2.6" and r["host"] == "deepinfra"

@@ -45,13 +45,27 @@ def _pricing(prices: PricePoint | None) -> str | None:
     """Time-of-day windows and prompt-length tiers, in a few words."""
     if prices is None:
         return None
-    parts = [f"{w.name} {w.start}-{w.end} UTC: {w.input}/{w.output}" for w in prices.windows]
+    # Windows with the same name, days and rates (DeepSeek's two peak spans) read as one.
+    spans: dict[tuple[object, ...], list[str]] = {}
+    for w in prices.windows:
+        key = (w.name, w.days, w.input, w.output)
+        spans.setdefault(key, []).append(f"{w.start}-{w.end}")
+    parts = [
+        f"{name} {_days(days)}{','.join(times)} UTC: {i}/{o}"
+        for (name, days, i, o), times in spans.items()
+    ]
     parts += [f">{t.above_prompt_tokens} tok: {t.input}/{t.output}" for t in prices.tiers]
     if prices.reasoning is not None:
         parts.append(f"reasoning {prices.reasoning}")
     if prices.cache_write is not None:
         parts.append(f"cache write {prices.cache_write}")
     return "; ".join(parts) or None
+
+
+def _days(days: object) -> str:
+    if days == ("mon", "tue", "wed", "thu", "fri"):
+        return "mon-fri "
+    return f"{','.join(days)} " if isinstance(days, tuple) and days else ""
 
 
 def rows(args: argparse.Namespace) -> list[list[Any]]:
