@@ -163,3 +163,11 @@ def test_an_unknown_quantization_in_a_policy_is_refused() -> None:
 
 def test_the_quantization_comes_from_the_catalog_offering() -> None:
     assert (KIMI_FP4.quantization, KIMI_FIREWORKS.quantization) == ("fp4", None)
+
+
+def test_a_price_cap_holds_at_the_dearest_hour() -> None:
+    """DeepSeek V4 Pro lists 0.66 in off-peak and 1.32 at peak: a cap of 1.00 refuses it."""
+    v4 = deployment("deepseek/deepseek-v4-pro", "deepseek")
+    reason = violation(v4, rules(max_price=PriceCap(prompt=Decimal("1.00"))))
+    assert reason == "max_price.prompt 1.00/M is below the prompt price (1.32/M)"
+    assert violation(v4, rules(max_price=PriceCap(prompt=Decimal("1.32")))) is None

@@ -97,6 +97,16 @@ class Prices(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tiers: tuple[PriceTier, ...] = ()
     windows: tuple[PriceWindow, ...] = ()
 
+    @property
+    def highest_input(self) -> Decimal:
+        """The input rate at its dearest hour: the base or any time-of-day window's."""
+        return max((self.input, *(w.input for w in self.windows)))
+
+    @property
+    def highest_output(self) -> Decimal:
+        """The output rate at its dearest hour: the base or any time-of-day window's."""
+        return max((self.output, *(w.output for w in self.windows)))
+
     def at_time(self, when: dt.datetime | None) -> Prices:
         """The prices for a request that started at `when` (UTC): the window that contains its
         time of day, else these. Without a time, these (the base prices)."""

@@ -134,8 +134,9 @@ def violation(dep: Deployment, rules: PolicyRules, route_names: Sequence[str] = 
     if cap is not None:
         prices = dep.prices
         for bound, price, what in (
-            (cap.prompt, prices.input if prices else None, "prompt"),
-            (cap.completion, prices.output if prices else None, "completion"),
+            # At the dearest hour: a cap must hold at DeepSeek's peak, not only off-peak.
+            (cap.prompt, prices.highest_input if prices else None, "prompt"),
+            (cap.completion, prices.highest_output if prices else None, "completion"),
         ):
             if bound is not None and (price is None or price > bound):
                 shown = "unknown" if price is None else f"{price}/M"

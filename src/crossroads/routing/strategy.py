@@ -49,8 +49,13 @@ def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
         if served not in options.quantizations:
             return f"deployment '{dep.id}' is served at {served}, not in provider.quantizations"
     for bound, price, what in (
-        (options.max_prompt_price, dep.prices.input if dep.prices else None, "prompt"),
-        (options.max_completion_price, dep.prices.output if dep.prices else None, "completion"),
+        # At the dearest hour of a time-of-day priced deployment: routing has no clock.
+        (options.max_prompt_price, dep.prices.highest_input if dep.prices else None, "prompt"),
+        (
+            options.max_completion_price,
+            dep.prices.highest_output if dep.prices else None,
+            "completion",
+        ),
     ):
         if bound is None:
             continue
