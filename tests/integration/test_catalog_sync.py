@@ -259,8 +259,13 @@ def server() -> Iterator[_Server]:
 
 
 def test_sync_fetches_every_page_and_the_endpoints_over_http(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], server: _Server
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server: _Server,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The OpenRouter key goes to openrouter.ai only: never to another --url.
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret-for-tests")
     out_file = tmp_path / "o.yaml"
     code, out = sync(
         tmp_path,
@@ -277,6 +282,7 @@ def test_sync_fetches_every_page_and_the_endpoints_over_http(
     assert paths[:2] == ["/api/v1/models", "/api/v1/models?offset=500&limit=500"]
     assert "/api/v1/models/openai/gpt-4/endpoints" in paths
     assert all(h.get("User-Agent", "").startswith("crossroads/") for _, h in server.requests)
+    assert not any("sk-or-secret" in str(h) for _, h in server.requests)
     assert "~ zai/glm-5.3 at openrouter (~z-ai/glm-latest)" in out
     assert "    quantization: - -> fp16" in out
     assert out_file.exists()

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,25 +44,37 @@ MAX_PAGES = 20  # OpenRouter's models list pages; a loop past this is the server
 
 
 def _fetch(url: str, timeout: float, max_bytes: int, token: str | None = None) -> bytes:
-    """GET `url`; raises ConfigError on any failure, a non-200 answer, or more than
-    `max_bytes` of body (read no further than that)."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    """GET `url` within `timeout` seconds in all; raises ConfigError on any failure, a non-200
+    answer, or more than `max_bytes` of body (read no further than that). `token` is sent only
+    to openrouter.ai, and never along a redirect."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
         raise ConfigError(f"{url}: only http and https URLs are fetched")
     headers = {"User-Agent": f"crossroads/{__version__} catalog-sync", "Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, headers=headers)
+    if token and parts.scheme == "https" and parts.hostname == "openrouter.ai":
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: bytes = response.read(max_bytes + 1)
+            while size <= max_bytes:
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"{url}: not read within --timeout {timeout:g} s")
+                chunk: bytes = response.read(min(65536, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"{url}: HTTP {exc.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConfigError(f"{url}: cannot fetch ({reason})") from None
-    if len(body) > max_bytes:
+    if size > max_bytes:
         raise ConfigError(f"{url}: answer larger than --max-bytes {max_bytes}; not read")
-    return body
+    return b"".join(chunks)
 
 
 def _read_online(args: argparse.Namespace, catalog_ids: list[str]) -> list[tuple[str, bytes]]:
