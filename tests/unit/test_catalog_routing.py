@@ -4,6 +4,8 @@ error or moved to the successor the maker names."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from crossroads.config import load_settings
 from crossroads.errors import InvalidRequestError
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Router
+from crossroads.routing.strategy import expected_cost
 from crossroads.routing.table import RoutingTable
 
 KEYS = {"DEEPINFRA_API_KEY": "k1", "FIREWORKS_API_KEY": "k2", "TOGETHER_API_KEY": "k3"}
@@ -102,3 +105,23 @@ def test_a_retired_model_can_go_to_the_successor_the_maker_names(tmp_path: Path)
         "deepseek/deepseek-v4.1-flash",
     )
     assert dep.price_history and dep.price_history[-1].windows  # priced peak and off-peak
+
+
+def test_price_ordering_uses_the_price_in_force_when_the_request_started() -> None:
+    """1M in + 1M out of DeepSeek V4 Pro: at DeepSeek 2.64 off-peak and 5.28 at peak; at
+    Fireworks 5.22 at every hour. Off-peak DeepSeek is cheaper, at peak Fireworks is."""
+    r = router({"DEEPSEEK_API_KEY": "k", "FIREWORKS_API_KEY": "k"})
+    route = r.table.resolve("deepseek/deepseek-v4-pro")
+    deepseek = next(d for d in route.deployments if d.provider == "deepseek")
+    peak = datetime(2026, 10, 27, 2, tzinfo=UTC)
+    off_peak = datetime(2026, 10, 27, 12, tzinfo=UTC)
+    assert expected_cost(deepseek, 1_000_000, 1_000_000, off_peak) == Decimal("2.64")
+    assert expected_cost(deepseek, 1_000_000, 1_000_000, peak) == Decimal("5.28")
+    for at, cheapest_first in ((off_peak, "deepseek"), (peak, "fireworks")):
+        options = parse_routing_options(
+            {"provider": {"sort": "price"}},
+            prompt_tokens=1_000_000,
+            completion_tokens=1_000_000,
+            started_at=at,
+        )
+        assert r.plan(route, options).candidates[0].provider == cheapest_first

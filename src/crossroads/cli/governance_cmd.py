@@ -167,7 +167,7 @@ def route_explain(args: argparse.Namespace) -> int:
     print(render("table", headers, rows))
     sources = sorted({c["price_source"] for c in result["candidates"] if c.get("price_source")})
     if sources:
-        print("\nPrice sources (est_cost_usd is at list price, before time-of-day windows):")
+        print("\nPrice sources (est_cost_usd: list price in force now, in its time-of-day window):")
         for text in sources:
             print(f"  {text}")
     if result["denied"]:

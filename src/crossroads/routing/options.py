@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -58,6 +59,9 @@ class RoutingOptions:
     # The expected token mix, for price ordering.
     prompt_tokens: int = 0
     completion_tokens: int = 1000
+    # When the request started (UTC): price ordering uses the list price and time-of-day
+    # window in force then (DeepSeek's peak hours); None: the current base price.
+    started_at: datetime | None = None
     # The request carries images: deployments whose model is known not to see them are left out.
     needs_vision: bool = False
     # The request offers tools the model may call (tool_choice is not "none").
@@ -68,7 +72,11 @@ DEFAULT_OPTIONS = RoutingOptions()
 
 
 def parse_routing_options(
-    data: dict[str, Any], *, prompt_tokens: int = 0, completion_tokens: int | None = None
+    data: dict[str, Any],
+    *,
+    prompt_tokens: int = 0,
+    completion_tokens: int | None = None,
+    started_at: datetime | None = None,
 ) -> RoutingOptions:
     """Reads and removes the extension fields from `data` (a decoded request body). Raises
     InvalidRequestError (400) naming the offending field."""
@@ -126,6 +134,7 @@ def parse_routing_options(
         fallback_models=models,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens or 1000,
+        started_at=started_at,
     )
 
 

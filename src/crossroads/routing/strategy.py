@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -20,11 +21,16 @@ STRATEGIES: tuple[Strategy, ...] = ("priority", "cheapest", "latency", "weighted
 _MILLION = Decimal(1_000_000)
 
 
-def expected_cost(dep: Deployment, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
-    """List-price cost of the request's expected token mix at `dep` (no cache hits assumed)."""
-    if dep.prices is None:
+def expected_cost(
+    dep: Deployment, prompt_tokens: int, completion_tokens: int, at: datetime | None = None
+) -> Decimal | None:
+    """List-price cost of the request's expected token mix at `dep` (no cache hits assumed):
+    at the price and time-of-day window in force at `at` (UTC), else the current base price."""
+    prices = dep.prices if at is None else dep.prices_at(at)
+    if prices is None:
         return None
-    return (dep.prices.input * prompt_tokens + dep.prices.output * completion_tokens) / _MILLION
+    prices = prices.at_time(at)
+    return (prices.input * prompt_tokens + prices.output * completion_tokens) / _MILLION
 
 
 def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
@@ -95,7 +101,9 @@ def order(
 
 def _by_price(deps: list[Deployment], options: RoutingOptions) -> list[Deployment]:
     def key(dep: Deployment) -> tuple[int, Decimal]:
-        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens)
+        cost = expected_cost(
+            dep, options.prompt_tokens, options.completion_tokens, options.started_at
+        )
         return (1, Decimal(0)) if cost is None else (0, cost)
 
     return sorted(deps, key=key)  # stable: equal prices keep their priority order

@@ -272,6 +272,7 @@ async def explain(request: Request) -> Response:
         principal = gate.principal_for(body.key_id, body.team_id)
     except KeyError as exc:
         raise InvalidRequestError(str(exc.args[0])) from None
+    now = datetime.now(UTC)  # order and estimate at the list price and time-of-day window now
     extension: dict[str, Any] = {}
     if body.provider is not None:
         extension["provider"] = body.provider
@@ -283,6 +284,7 @@ async def explain(request: Request) -> Response:
         ),
         needs_tools=body.tools,
         needs_vision=body.images,
+        started_at=now,
     )
     router = gateway.router
     route = router.route(body.model)
@@ -307,7 +309,7 @@ async def explain(request: Request) -> Response:
         if dep.id in seen:
             continue
         seen.add(dep.id)
-        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens)
+        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens, now)
         health = router.health.get(dep.id)
         rows.append(
             {
