@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crossroads.config import load_settings
-from crossroads.errors import InvalidRequestError
+from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.router import Router
 from crossroads.routing.strategy import expected_cost
@@ -72,6 +72,9 @@ def test_the_config_can_give_a_deployment_its_quantization(tmp_path: Path) -> No
     settings = load_settings(path, environ={})
     (dep,) = [d for d in settings.deployments if d.name == "k26"]
     assert dep.quantization == "int4"
+    path.write_text(path.read_text().replace("int4", "q4_k_m"))
+    with pytest.raises(ConfigError, match=r"models\[0\]\.quantization: 'q4_k_m' is not one of"):
+        load_settings(path, environ={})
 
 
 def _config(tmp_path: Path, mode: str | None) -> Path:

@@ -17,6 +17,7 @@ import msgspec
 import yaml
 
 from crossroads.catalog import Catalog, Host, Model, Offering, load_builtin
+from crossroads.catalog.model import QUANTIZATIONS
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -633,6 +634,11 @@ def _deployment(
     if model is None and host is not None:
         offering = catalog.find_offering_by_upstream(host.id, upstream)
         model = catalog.model(offering.model) if offering else None
+    if section.quantization is not None and section.quantization not in QUANTIZATIONS:
+        raise source.error(
+            f"{at}.quantization",
+            f"{section.quantization!r} is not one of {', '.join(QUANTIZATIONS)}",
+        )
     if section.provider == LOCAL_PROVIDER and not config.embedded.enabled:
         raise source.error(f"{at}.provider", "the embedded model is disabled")
     return Deployment(
