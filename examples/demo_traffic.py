@@ -35,8 +35,8 @@ def main() -> None:
                 "openai": {"base_url": openai_up.url, "host": "openai"},
             },
             "models": [
-                {"name": "deepseek-v3.2", "provider": "deepseek",
-                 "catalog_model": "deepseek/deepseek-v3.2"},
+                {"name": "deepseek-v4-pro", "provider": "deepseek",
+                 "catalog_model": "deepseek/deepseek-v4-pro"},
                 {"name": "kimi-k2", "provider": "together",
                  "catalog_model": "moonshotai/kimi-k2-0905"},
                 {"name": "gpt-4.1", "provider": "openai", "catalog_model": "openai/gpt-4.1"},
@@ -44,7 +44,7 @@ def main() -> None:
         }
         with gateway_for(out, config) as gw:
             client = OpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
-            plan = ["gpt-4.1"] * 12 + ["deepseek-v3.2"] * 20 + ["kimi-k2"] * 10
+            plan = ["gpt-4.1"] * 12 + ["deepseek-v4-pro"] * 20 + ["kimi-k2"] * 10
             plan += ["local/smollm2-135m"] * 4
             for i, model in enumerate(plan):
                 client.chat.completions.create(

@@ -39,6 +39,23 @@ def gateway_config(mock_url: str) -> JSON:
         "providers": providers,
         "models": models,
         "routing": {"retries": 0},
+        # The suite checks the wire quirks these ids were documented with; that their hosts
+        # have since retired them (a catalog fact, tested in test_catalog_routing) is not its
+        # subject, so it serves them as live offerings.
+        "catalog": {
+            "offerings": [
+                {
+                    "model": "deepseek/deepseek-v3.2-reasoner",
+                    "host": "deepseek",
+                    "upstream_model": "deepseek-reasoner",
+                },
+                {
+                    "model": "moonshotai/kimi-k2-thinking",
+                    "host": "moonshot",
+                    "upstream_model": "kimi-k2-thinking",
+                },
+            ]
+        },
     }
 
 

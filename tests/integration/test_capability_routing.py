@@ -27,10 +27,10 @@ def two_tier(primary: str, small: str, *, unsupported_tools: str = "drop") -> di
         },
         "models": [
             {
-                "name": "deepseek-v3.2",
+                "name": "deepseek-v4-pro",
                 "provider": "primary",
-                "upstream_model": "deepseek-chat",
-                "catalog_model": "deepseek/deepseek-v3.2",
+                "upstream_model": "deepseek-v4-pro",
+                "catalog_model": "deepseek/deepseek-v4-pro",
             },
             {
                 "name": "smol",
@@ -40,7 +40,7 @@ def two_tier(primary: str, small: str, *, unsupported_tools: str = "drop") -> di
                 "unsupported_tools": unsupported_tools,
             },
         ],
-        "aliases": {"fast": ["deepseek-v3.2", "smol"]},
+        "aliases": {"fast": ["deepseek-v4-pro", "smol"]},
         "routing": {"retries": 0},
     }
 

@@ -116,6 +116,15 @@ def test_dashboard_charts_show_the_ledger(
     with gateway_for(tmp_path / "gw", economics_config(mock.url), environ) as gw:
         real = make_requests(gw)
         records = wait_for_ledger(gw, len(seeded) + real)
+        # Every savings figure names its baseline and the price (date, source) it used.
+        notes = httpx.get(f"{gw.url}/dashboard/api/data", timeout=30).json()["notes"]
+        assert any(
+            n.startswith(
+                "Baseline on the ledger rows: anthropic/claude-sonnet-4.5 at anthropic at "
+                "3.00/15.00 per M (Anthropic pricing (2025), read 2025-12-01)"
+            )
+            for n in notes
+        ), notes
 
         # A zone with a half-hour offset: the custom range is typed in local time.
         page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id=ZONE)

@@ -241,6 +241,13 @@ def test_policy_filters_before_routing_and_403_names_the_rules(gateway: GatewayF
         assert "denied_jurisdictions" in by_id["moonshot:kimi-k2-0905-preview"]["removed_by"]
         assert by_id["together:moonshotai/Kimi-K2-Instruct-0905"]["try_order"] == 1
         assert by_id["together:moonshotai/Kimi-K2-Instruct-0905"]["estimated_cost_usd"]
+        # Each candidate's price says where and when it was read.
+        together = by_id["together:moonshotai/Kimi-K2-Instruct-0905"]
+        assert (together["price_source"], together["price_as_of"], together["price_verified"]) == (
+            "Together pricing (2025)",
+            "2025-12-01",
+            True,
+        )
 
 
 def test_cli_manages_keys_and_explains(keyed: Any) -> None:

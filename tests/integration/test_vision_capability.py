@@ -32,7 +32,7 @@ def config(url: str, catalog_model: str) -> dict[str, object]:
 def test_images_to_a_text_only_model_are_refused(
     gateway: GatewayFactory, mock: MockUpstreamThread
 ) -> None:
-    gw = gateway(config(mock.url, "deepseek/deepseek-v3.2"))
+    gw = gateway(config(mock.url, "deepseek/deepseek-v4-pro"))
     with (
         anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as claude,
         pytest.raises(anthropic.BadRequestError) as err,
@@ -80,7 +80,7 @@ def test_images_to_a_text_only_model_are_refused(
 def test_text_to_the_same_model_is_served(
     gateway: GatewayFactory, mock: MockUpstreamThread
 ) -> None:
-    gw = gateway(config(mock.url, "deepseek/deepseek-v3.2"))
+    gw = gateway(config(mock.url, "deepseek/deepseek-v4-pro"))
     reply = client(gw).chat.completions.create(
         model="m", messages=[{"role": "user", "content": "hi"}]
     )

@@ -23,8 +23,8 @@ from crossroads.routing.deployment import Deployment
 
 CATALOG = load_builtin()
 DEEPSEEK_MODEL = CATALOG.model("deepseek/deepseek-v3.2")
-DEEPSEEK_PRICES = CATALOG.offering("deepseek/deepseek-v3.2", "deepseek").prices  # type: ignore[union-attr]
-SONNET_PRICES = CATALOG.offering("anthropic/claude-sonnet-4.5", "anthropic").prices  # type: ignore[union-attr]
+DEEPSEEK_PRICES = CATALOG.offering("deepseek/deepseek-v3.2", "deepseek").current  # type: ignore[union-attr]
+SONNET_PRICES = CATALOG.offering("anthropic/claude-sonnet-4.5", "anthropic").current  # type: ignore[union-attr]
 
 PRICED = Deployment(
     "ds:chat", "m", "ds", "deepseek-chat", model=DEEPSEEK_MODEL, prices=DEEPSEEK_PRICES

@@ -104,8 +104,8 @@ def present(value: T | None) -> T:
 def priced(catalog: Catalog, model: str, host: str) -> Prices:
     offering = catalog.offering(model, host)
     assert offering is not None, f"no offering of {model} at {host}"
-    assert offering.prices is not None, f"{model} at {host} has no prices"
-    return offering.prices
+    assert offering.current is not None, f"{model} at {host} has no prices"
+    return offering.current
 
 
 # --- The shipped data --------------------------------------------------------------------------
@@ -185,32 +185,32 @@ def test_tiered_and_cache_write_prices(catalog: Catalog) -> None:
 def test_local_offering_is_free_and_local(catalog: Catalog) -> None:
     local = catalog.offering("huggingface/smollm2-135m-instruct", "local")
     assert local is not None and local.upstream_model == "smollm2-135m"
-    assert local.prices == Prices(input=Decimal(0), output=Decimal(0))
+    current = present(local.current)
+    assert (current.input, current.output, current.cached_input) == (Decimal(0), Decimal(0), None)
     assert present(catalog.host("local")).jurisdiction == LOCAL_JURISDICTION
 
 
 def test_priced_offerings_name_their_source_and_date(catalog: Catalog) -> None:
     for offering in catalog.offerings():
-        if offering.prices is None:
-            continue
-        assert offering.source, offering
-        if offering.host != "local":
-            assert offering.as_of is not None, offering
+        for point in offering.history:
+            assert point.source, offering
+            if offering.host != "local":
+                assert point.as_of is not None, offering
 
 
 def test_prices_in_the_data_file_are_quoted_strings() -> None:
     text = (resources.files("crossroads.catalog") / "data" / "offerings.yaml").read_text()
 
     def check(prices: dict[str, Any], where: str) -> None:
-        for name in ("input", "output", "cached_input", "cache_write"):
+        for name in ("input", "output", "cached_input", "cache_write", "reasoning"):
             if name in prices:
                 assert isinstance(prices[name], str), f"{where}: {name} is not quoted"
-        for tier in prices.get("tiers", []):
+        for tier in prices.get("tiers", []) + prices.get("windows", []):
             check(tier, where)
 
     for entry in yaml.safe_load(text):
-        if entry.get("prices") is not None:
-            check(entry["prices"], f"{entry['model']} at {entry['host']}")
+        for point in entry.get("prices") or []:
+            check(point, f"{entry['model']} at {entry['host']}")
 
 
 def test_lookups(catalog: Catalog) -> None:
@@ -226,6 +226,9 @@ def test_lookups(catalog: Catalog) -> None:
     assert {o.model for o in catalog.offerings_for_host("deepseek")} == {
         "deepseek/deepseek-v3.2",
         "deepseek/deepseek-v3.2-reasoner",
+        "deepseek/deepseek-v4-pro",
+        "deepseek/deepseek-v4-flash",
+        "deepseek/deepseek-v4.1-flash",
     }
 
     assert catalog.model("nope/nope") is None
@@ -265,7 +268,9 @@ def test_merge_overrides_a_price_and_leaves_the_original_alone(catalog: Catalog)
     assert priced(catalog, "moonshotai/kimi-k2-0905", "together").input == Decimal("1.00")
     assert len(merged.offerings()) == len(catalog.offerings())
     found = merged.find_offering_by_upstream("together", "moonshotai/Kimi-K2-Instruct-0905")
-    assert found is not None and found.source == "our contract"
+    # The older single-price form is read as a one-entry history, its date and source kept.
+    assert found is not None and found.current is not None
+    assert (found.current.source, str(found.current.as_of)) == ("our contract", "2026-01-15")
 
 
 def test_merge_adds_a_maker_model_host_and_offering(catalog: Catalog) -> None:
@@ -395,7 +400,7 @@ def merge_error(catalog: Catalog, overrides: dict[str, Any]) -> str:
         ),
         pytest.param(
             {"offerings": [{**OFFERING, "prices": {"input": "-0.10", "output": "1"}}]},
-            ["$.offerings[0].prices.input", "price -0.10 must be a finite number >= 0"],
+            ["$.offerings[0].prices[0].input", "price -0.10 must be a finite number >= 0"],
             id="negative-price",
         ),
         pytest.param(
@@ -411,7 +416,7 @@ def merge_error(catalog: Catalog, overrides: dict[str, Any]) -> str:
                     }
                 ]
             },
-            ["$.offerings[0].prices.tiers[0].output", "must be a finite number >= 0"],
+            ["$.offerings[0].prices[0].tiers[0].output", "must be a finite number >= 0"],
             id="negative-tier-price",
         ),
         pytest.param(

@@ -40,10 +40,12 @@ def test_a_set_api_key_enables_that_catalog_host() -> None:
     assert spec.api_key == "sk-test"
     assert spec.base_url.startswith("https://api.deepseek.com")
     table = RoutingTable(settings.deployments, settings.aliases)
-    route = table.resolve("deepseek/deepseek-v3.2")
-    assert route.deployments[0].upstream_model == "deepseek-chat"
+    route = table.resolve("deepseek/deepseek-v4-pro")
+    assert route.deployments[0].upstream_model == "deepseek-v4-pro"
     assert route.deployments[0].prices is not None
-    assert table.resolve("deepseek/deepseek-v3.2@deepseek").deployments == route.deployments
+    assert table.resolve("deepseek/deepseek-v4-pro@deepseek").deployments == route.deployments
+    # Offerings the host has retired are not served automatically.
+    assert "deepseek/deepseek-v3.2" not in {r.name for r in table.routes()}
 
 
 def test_the_secret_never_shows_in_the_spec_repr() -> None:

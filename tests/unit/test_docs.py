@@ -32,7 +32,7 @@ def readme_config(tmp_path: Path) -> Path:
 
 def test_readme_configuration_example_loads(tmp_path: Path) -> None:
     settings = load_settings(readme_config(tmp_path), environ=ENV)
-    assert {d.name for d in settings.deployments} >= {"deepseek-v3.2", "kimi-k2"}
+    assert {d.name for d in settings.deployments} >= {"deepseek-v4-pro", "kimi-k2"}
 
 
 def test_examples_config_matches_the_readme(tmp_path: Path) -> None:
@@ -52,6 +52,7 @@ def test_readme_commands_exist() -> None:
         "status",
         "report",
         "whatif",
+        "catalog",
         "keys",
         "teams",
         "route",

@@ -9,12 +9,14 @@ from decimal import Decimal
 import pytest
 
 from crossroads.catalog import load_builtin
+from crossroads.errors import InvalidRequestError
 from crossroads.governance.policy import (
     EMPTY,
     Policy,
     PolicyRules,
     PriceCap,
     first_violation,
+    parse_rules,
     violation,
 )
 from crossroads.routing.deployment import Deployment
@@ -36,7 +38,8 @@ def deployment(model_id: str, host_id: str, name: str | None = None) -> Deployme
         model=model,
         maker=CATALOG.maker(model.maker),
         host=host,
-        prices=offering.prices if offering else None,
+        prices=offering.current if offering else None,
+        quantization=offering.quantization if offering else None,
     )
 
 
@@ -48,6 +51,11 @@ LLAMA_GROQ = deployment("meta/llama-3.3-70b-instruct", "groq")  # US maker, US h
 SMOL = deployment("huggingface/smollm2-135m-instruct", "local")  # local, zero retention
 SONNET = deployment("anthropic/claude-sonnet-4.5", "anthropic")  # closed weights
 UNKNOWN = Deployment(id="mine:x", name="x", provider="mine", upstream_model="x")  # no facts
+# Kimi K2.6 served FP4 by DeepInfra, at an unpublished quantisation by Fireworks; both US hosts
+# that publish zero retention by default.
+KIMI_FP4 = deployment("moonshotai/kimi-k2.6", "deepinfra")
+KIMI_FIREWORKS = deployment("moonshotai/kimi-k2.6", "fireworks")
+M3_FP8 = deployment("minimax/minimax-m3", "fireworks")
 
 
 def rule_of(policy: PolicyRules) -> str:
@@ -74,8 +82,22 @@ CASES = [
         [DEEPSEEK, SMOL, UNKNOWN],
     ),
     (rules(denied_jurisdictions=frozenset({"CN"})), [KIMI_US, SMOL, UNKNOWN], [DEEPSEEK]),
-    # Only a host known to retain nothing passes; unknown terms are not zero retention.
-    (rules(zero_retention_only=True), [SMOL], [DEEPSEEK, KIMI_US, LLAMA_GROQ, UNKNOWN]),
+    # Only a host known to retain nothing by default passes: Fireworks and DeepInfra publish it;
+    # Together's is opt-in, Groq keeps some for abuse checks, DeepSeek stores in the PRC, and
+    # unknown terms are not zero retention.
+    (
+        rules(zero_retention_only=True),
+        [SMOL, KIMI_FP4, KIMI_FIREWORKS],
+        [DEEPSEEK, KIMI_US, LLAMA_GROQ, UNKNOWN],
+    ),
+    # Refuse FP4: DeepInfra's Kimi K2.6 is out; FP8 and deployments of unknown quantisation
+    # pass only when "unknown" is allowed too.
+    (
+        rules(allowed_quantizations=frozenset({"fp8", "bf16", "unknown"})),
+        [M3_FP8, KIMI_FIREWORKS, UNKNOWN],
+        [KIMI_FP4],
+    ),
+    (rules(allowed_quantizations=frozenset({"fp8"})), [M3_FP8], [KIMI_FP4, KIMI_FIREWORKS]),
     # DeepSeek V3.2 lists 0.28 in / 0.42 out: a cap equal to the price passes, a cent less not.
     (rules(max_price=PriceCap(prompt=Decimal("0.28"))), [DEEPSEEK], [SONNET, LLAMA_GROQ, UNKNOWN]),
     (rules(max_price=PriceCap(completion=Decimal("0.41"))), [], [DEEPSEEK, SONNET, LLAMA_GROQ]),
@@ -129,3 +151,23 @@ def test_the_most_restrictive_attached_policy_wins_and_is_named() -> None:
     assert first_violation(SONNET, policies) == (
         "key 'k1' policy: open_weights_only: the model's weights are closed or unknown"
     )
+
+
+def test_an_unknown_quantization_in_a_policy_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="allowed_quantizations: unknown value"):
+        parse_rules({"allowed_quantizations": ["fp5"]}, "policy")
+    assert parse_rules({"allowed_quantizations": ["fp8"]}, "policy").allowed_quantizations == {
+        "fp8"
+    }
+
+
+def test_the_quantization_comes_from_the_catalog_offering() -> None:
+    assert (KIMI_FP4.quantization, KIMI_FIREWORKS.quantization) == ("fp4", None)
+
+
+def test_a_price_cap_holds_at_the_dearest_hour() -> None:
+    """DeepSeek V4 Pro lists 0.66 in off-peak and 1.32 at peak: a cap of 1.00 refuses it."""
+    v4 = deployment("deepseek/deepseek-v4-pro", "deepseek")
+    reason = violation(v4, rules(max_price=PriceCap(prompt=Decimal("1.00"))))
+    assert reason == "max_price.prompt 1.00/M is below the prompt price (1.32/M)"
+    assert violation(v4, rules(max_price=PriceCap(prompt=Decimal("1.32")))) is None

@@ -60,8 +60,8 @@ def record(n: int, **changes: Any) -> LedgerRecord:
 
 def list_price(model: str, host: str, prompt: int, completion: int) -> Decimal:
     offering = load_builtin().offering(model, host)
-    assert offering is not None and offering.prices is not None
-    return cost(Usage(prompt_tokens=prompt, completion_tokens=completion), offering.prices)
+    assert offering is not None and offering.current is not None
+    return cost(Usage(prompt_tokens=prompt, completion_tokens=completion), offering.current)
 
 
 # Savings, worked by hand

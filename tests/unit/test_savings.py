@@ -12,6 +12,7 @@ from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 from crossroads.ingress.exchange import Exchange
 from crossroads.ledger.record import Status
+from crossroads.routing.deployment import Deployment
 from crossroads.routing.router import Trace
 from crossroads.schemas import Usage
 
@@ -47,7 +48,18 @@ def test_unknown_baseline_is_a_config_error(tmp_path: Path) -> None:
 
 def test_record_carries_actual_baseline_and_upstream_cost() -> None:
     settings = load_settings(environ={"DEEPSEEK_API_KEY": "k"})
-    dep = next(d for d in settings.deployments if d.upstream_model == "deepseek-chat")
+    # V3.2 is retired at DeepSeek (not served any more), but its catalog price still prices a
+    # deployment that names it, as old ledger rows do.
+    offering = settings.catalog.offering("deepseek/deepseek-v3.2", "deepseek")
+    assert offering is not None
+    dep = Deployment(
+        "deepseek:deepseek-chat",
+        "deepseek/deepseek-v3.2",
+        "deepseek",
+        "deepseek-chat",
+        prices=offering.current,
+        price_history=offering.history,
+    )
     trace = Trace(request_id="r", deadline=0, attempts=1, deployment=dep)
     usage = Usage.from_openai(
         {"prompt_tokens": 10_000_000, "completion_tokens": 2_000_000, "cost": "3.70"}

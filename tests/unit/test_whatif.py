@@ -336,7 +336,7 @@ def test_candidates(catalog: Catalog) -> None:
     with pytest.raises(ValueError, match="does not serve it"):
         parse_target(catalog, "deepseek/deepseek-v3.2@together")
     with pytest.raises(ValueError, match="no price for it at groq"):
-        parse_target(catalog, "openai/gpt-oss-120b@groq")
+        parse_target(catalog, "meta/llama-3.3-70b-instruct@groq")
     with pytest.raises(ValueError, match="no price for it at any host"):
         parse_target(catalog, "qwen/qwen3-coder")
 
@@ -403,3 +403,29 @@ def test_rows_that_sum_requests_use_base_prices_for_tiered_candidates() -> None:
     single = _Sum(GEMINI_PRO)
     single.add(Usage(prompt_tokens=1_000_000, completion_tokens=0))
     assert single.total() == D("2.5")
+
+
+def test_whatif_prices_at_today_or_at_a_chosen_date() -> None:
+    """DeepSeek V4 Pro: 0.435 / 0.87 on 2026-08-01; today off-peak 0.66 / 1.98, peak twice that.
+    A row with a time is priced in its window; a row without one at the dearer (peak) price."""
+    catalog = load_builtin()
+    target = parse_target(catalog, "deepseek/deepseek-v4-pro@deepseek")
+    rows = [
+        UsageRow(
+            model="x", prompt_tokens=1_000_000, completion_tokens=1_000_000, cost_usd=Decimal(9)
+        )
+    ]
+    resolver = ModelResolver(catalog, {})
+
+    def priced(at: datetime | None, start: datetime | None) -> Decimal:
+        row = dataclasses.replace(rows[0], start=start, end=start)
+        result = price_usage([row], catalog, [target], resolver, at=at)
+        return result.candidates[0][2]
+
+    august = datetime(2026, 8, 1, tzinfo=UTC)
+    assert priced(august, None) == Decimal("1.305")
+    assert priced(None, datetime(2026, 10, 27, 12, tzinfo=UTC)) == Decimal("2.64")
+    assert priced(None, datetime(2026, 10, 27, 2, tzinfo=UTC)) == Decimal("5.28")
+    assert priced(None, None) == Decimal("5.28")
+    notes = price_usage(rows, catalog, [target], resolver, at=august).report().notes
+    assert "Prices: 2026-08-01's catalog list prices:" in notes

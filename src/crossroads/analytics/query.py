@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from crossroads.analytics.result import period_label
+from crossroads.ledger.baseline import Baseline
 from crossroads.ledger.record import Status
 from crossroads.ledger.store import ROLLUP_DIMENSIONS
 
@@ -44,6 +45,9 @@ class ReportQuery:
     until: datetime | None = None
     interval: str | None = None
     by: tuple[str, ...] | None = None
+    # The savings report's baselines: the first is the one on the ledger rows (its prices are
+    # named in the notes), every other is compared against from the ledger's token counts.
+    baselines: tuple[Baseline, ...] = ()
 
 
 def resolve_dimensions(names: Sequence[str]) -> tuple[str, ...]:

@@ -9,7 +9,11 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from crossroads.analytics.query import ReportQuery, group_cells, group_columns
 from crossroads.analytics.result import Report, display, money, percent
+from crossroads.catalog.model import Prices
+from crossroads.ledger.baseline import Baseline
+from crossroads.ledger.pricing import cost
 from crossroads.ledger.store import RollupReader
+from crossroads.schemas.usage import Usage
 
 __all__ = ["annual_run_rate", "savings", "window_of"]
 
@@ -25,7 +29,10 @@ async def savings(reader: RollupReader, query: ReportQuery) -> Report:
     left out of every figure and counted in the notes.
 
     The summary adds the window (see `window_of`), the total saving, the saving per day and the
-    annual run rate (`annual_run_rate`), each rounded half-even to the cent."""
+    annual run rate (`annual_run_rate`), each rounded half-even to the cent. With
+    `query.baselines`, the notes name the first one's prices in force in the window (date and
+    source: the ledger rows were priced at them), and every further baseline is compared
+    against too (`compare_baseline`), in the notes and in `summary["baselines"]`."""
     by = query.by if query.by is not None else ()
     rows = await reader.rollup(query.since, query.until, query.interval, by)
     table = tuple(
@@ -69,6 +76,12 @@ async def savings(reader: RollupReader, query: ReportQuery) -> Report:
         notes.append("No request in the window has both a cost and a baseline cost.")
     if others:
         notes.append(f"{others} requests without a baseline cost or without a cost are left out.")
+    if query.baselines and compared:
+        start, end = window if window is not None else (None, None)
+        notes.append(f"Baseline on the ledger rows: {query.baselines[0].provenance(start, end)}.")
+    comparisons = [await compare_baseline(reader, query, b) for b in query.baselines[1:]]
+    summary["baselines"] = [c.summary() for c in comparisons]
+    notes += [c.note() for c in comparisons]
     if window is not None and compared:
         seconds = int((window[1] - window[0]).total_seconds())
         summary["saving_per_day_usd"] = _rate(saving, seconds, 1)
@@ -91,6 +104,86 @@ async def savings(reader: RollupReader, query: ReportQuery) -> Report:
         notes=tuple(notes),
         summary=summary,
     )
+
+
+class Comparison:
+    """Savings against one further baseline: `actual` of the priced requests against the same
+    token counts at the baseline's list price in force in each hour."""
+
+    def __init__(self, baseline: Baseline, start: datetime | None, end: datetime | None) -> None:
+        self.baseline = baseline
+        self.start, self.end = start, end
+        self.requests = 0
+        self.actual = Decimal(0)
+        self.priced = Decimal(0)
+        self.unpriced_hours = 0
+        self.tier_base_prices = False
+
+    def summary(self) -> dict[str, object]:
+        saving = self.priced - self.actual
+        return {
+            "baseline_model": self.baseline.model,
+            "baseline_host": self.baseline.host,
+            "prices": self.baseline.provenance(self.start, self.end),
+            "requests": self.requests,
+            "actual_usd": money(self.actual),
+            "baseline_usd": money(self.priced),
+            "saving_usd": money(saving),
+            "saving_pct": percent(saving, self.priced),
+        }
+
+    def note(self) -> str:
+        saving = self.priced - self.actual
+        text = (
+            f"Against {self.baseline.label()}: baseline ${display(money(self.priced))}, saving "
+            f"${display(money(saving))} ({percent(saving, self.priced)}%) over {self.requests} "
+            f"priced requests, at {self.baseline.provenance(self.start, self.end)}, from hourly "
+            "token counts"
+        )
+        if self.tier_base_prices:
+            text += " (prompt-length tiers not applied to summed hours: base prices)"
+        return text + "."
+
+
+async def compare_baseline(
+    reader: RollupReader, query: ReportQuery, baseline: Baseline
+) -> Comparison:
+    """The priced requests of the window (every hour, served model and host with a cost)
+    priced again at `baseline`, at its list price in force in each hour. Exact where the
+    baseline has no prompt-length tiers; an hour's summed tokens have no one prompt length, so
+    tiers fall back to base prices (said in the note)."""
+    rows = await reader.rollup(query.since, query.until, "hour", ("served_model", "provider"))
+    span = window_of(query, await reader.rollup_span(query.since, query.until))
+    result = Comparison(baseline, *(span if span else (None, None)))
+    for row in rows:
+        if not row["priced_requests"]:
+            continue
+        hour: datetime = row["bucket_start"]
+        prices = baseline.prices_at(hour)
+        if prices is None:
+            result.unpriced_hours += 1
+            continue
+        prices = prices.at_time(hour)
+        if prices.tiers:
+            result.tier_base_prices = True
+            prices = Prices(
+                prices.input,
+                prices.output,
+                prices.cached_input,
+                prices.cache_write,
+                prices.reasoning,
+            )
+        usage = Usage(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            cached_tokens=row["cached_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+            reasoning_tokens=row["reasoning_tokens"],
+        )
+        result.requests += row["priced_requests"]
+        result.actual += row["cost_usd"]
+        result.priced += cost(usage, prices)
+    return result
 
 
 def window_of(

@@ -14,7 +14,7 @@ from crossroads.analytics.model_names import ModelResolver
 from crossroads.analytics.result import Report, money, percent
 from crossroads.analytics.savings import annual_run_rate
 from crossroads.catalog import Catalog
-from crossroads.catalog.model import Offering, Prices
+from crossroads.catalog.model import Offering, PricePoint, Prices
 from crossroads.ledger.pricing import cost
 from crossroads.schemas.usage import Usage
 
@@ -28,6 +28,11 @@ class Target:
     text: str  # as the user wrote it
     model_id: str
     host_id: str | None
+
+
+def _price(offering: Offering, at: datetime | None) -> PricePoint | None:
+    """The offering's price at `at` (UTC), or its current list price when `at` is None."""
+    return offering.current if at is None else offering.price_at(at)
 
 
 def parse_target(catalog: Catalog, text: str) -> Target:
@@ -44,10 +49,10 @@ def parse_target(catalog: Catalog, text: str) -> Target:
         if offering is None:
             hosts = ", ".join(o.host for o in offerings) or "none"
             raise ValueError(f"--to {text}: {host_id!r} does not serve it (hosts: {hosts})")
-        if offering.prices is None:
+        if offering.current is None:
             raise ValueError(f"--to {text}: the catalog has no price for it at {host_id}")
         return Target(text, model_id, host_id)
-    if not any(o.prices is not None for o in offerings):
+    if not any(o.current is not None for o in offerings):
         raise ValueError(f"--to {text}: the catalog has no price for it at any host")
     return Target(text, model_id, None)
 
@@ -58,21 +63,30 @@ class _Sum:
     pricing the summed tokens once gives the same total; otherwise each usage is priced alone.
 
     A usage that sums several requests has no one prompt length to choose a tier by, so it is
-    priced at the base (untiered) prices."""
+    priced at the base (untiered) prices. Where prices have time-of-day windows, each usage is
+    priced at the window its start time falls in, or at the dearest of the base prices and the
+    windows when it has no time (so a saving is never overstated by an off-peak price)."""
 
     def __init__(self, prices: Prices) -> None:
         self.prices = prices
         rates = (prices.input, prices.output, prices.cached_input, prices.cache_write)
-        self._linear = not prices.tiers and all(_decimals(r) <= 4 for r in rates if r is not None)
+        self._linear = (
+            not prices.tiers
+            and not prices.windows
+            and prices.reasoning is None
+            and all(_decimals(r) <= 4 for r in rates if r is not None)
+        )
         self._tokens = [0, 0, 0, 0]
         self._priced = Decimal(0)
         self._base: _Sum | None = None
 
-    def add(self, usage: Usage, aggregated: bool = False) -> None:
+    def add(self, usage: Usage, aggregated: bool = False, at: datetime | None = None) -> None:
         if aggregated and self.prices.tiers:
             if self._base is None:
-                p = self.prices
-                self._base = _Sum(Prices(p.input, p.output, p.cached_input, p.cache_write))
+                p = self.prices.at_time(at)
+                self._base = _Sum(
+                    Prices(p.input, p.output, p.cached_input, p.cache_write, p.reasoning)
+                )
             self._base.add(usage)
         elif self._linear and usage.cached_tokens + usage.cache_write_tokens <= usage.prompt_tokens:
             for i, count in enumerate(
@@ -85,7 +99,7 @@ class _Sum:
             ):
                 self._tokens[i] += count
         else:
-            self._priced += cost(usage, self.prices)
+            self._priced += cost(usage, self.prices.at_time(at) if at else _dearest(self.prices))
 
     def total(self) -> Decimal:
         prompt, cached, written, completion = self._tokens
@@ -97,13 +111,15 @@ class _Sum:
 class _Choice:
     """Sums at every priced offering of one model (or the one pinned); `best` is the cheapest."""
 
-    def __init__(self, offerings: Iterable[Offering]) -> None:
-        self.sums = [(o, _Sum(o.prices)) for o in offerings if o.prices is not None]
+    def __init__(self, offerings: Iterable[Offering], at: datetime | None = None) -> None:
+        priced = [(o, _price(o, at)) for o in offerings]
+        self.sums = [(o, _Sum(p)) for o, p in priced if p is not None]
+        self.points = {f"{o.model}@{o.host}": p for o, p in priced if p is not None}
         self.tiered = any(summed.prices.tiers for _, summed in self.sums)
 
-    def add(self, usage: Usage, aggregated: bool) -> None:
+    def add(self, usage: Usage, aggregated: bool, at: datetime | None = None) -> None:
         for _, summed in self.sums:
-            summed.add(usage, aggregated)
+            summed.add(usage, aggregated, at)
 
     def best(self) -> tuple[Offering, Decimal]:
         return min(((o, s.total()) for o, s in self.sums), key=lambda pair: pair[1])
@@ -140,6 +156,8 @@ class WhatIf:
     left_out: dict[str, _Tally] = field(default_factory=dict)
     matched: dict[str, str] = field(default_factory=dict)  # name -> "model_id (rule)"
     tier_base_prices: bool = False
+    price_date: datetime | None = None  # None: today's list prices
+    provenance: dict[str, str] = field(default_factory=dict)  # model@host -> price source
     extra_notes: list[str] = field(default_factory=list)
 
     def report(self) -> Report:
@@ -206,6 +224,9 @@ class WhatIf:
             )
         notes.append(f"Actual: ${money(self.actual_usd)}: {'; '.join(basis) or 'no rows'}.")
         notes += [f"  {model} priced at {offering}" for model, offering in self.priced_at.items()]
+        when = "today's" if self.price_date is None else f"{self.price_date.date()}'s"
+        notes.append(f"Prices: {when} catalog list prices:")
+        notes += [f"  {at}: {text}" for at, text in sorted(self.provenance.items())]
         if self.span is None:
             notes.append("Span: unknown (no timestamps), so no per-year figures.")
         else:
@@ -254,13 +275,16 @@ def price_usage(
     targets: Iterable[Target],
     resolver: ModelResolver,
     source: str = "the file",
+    at: datetime | None = None,
 ) -> WhatIf:
     """Prices every row whose actual cost is known (from the row, or at its source model's
     cheapest priced catalog offering) at each target, and sums. Rows of models no rule resolves
     are listed as unknown; rows with no way to know their actual cost are left out of every
-    figure and listed. Consumes `rows` once."""
-    result = WhatIf(source=source)
-    choices = [(t, _Choice(_offerings(catalog, t.model_id, t.host_id))) for t in targets]
+    figure and listed. Prices are each offering's list price at `at` (UTC; None: today's,
+    the latest recorded), and each row is priced in the time-of-day window its start falls
+    in. Consumes `rows` once."""
+    result = WhatIf(source=source, price_date=at)
+    choices = [(t, _Choice(_offerings(catalog, t.model_id, t.host_id), at)) for t in targets]
     sources: dict[str, _Choice] = {}
     for row in rows:
         resolved = resolver.resolve(row.model, row.provider)
@@ -284,18 +308,18 @@ def price_usage(
             if resolved.model_id is not None:
                 choice = sources.get(resolved.model_id)
                 if choice is None:
-                    choice = _Choice(catalog.offerings_for_model(resolved.model_id))
+                    choice = _Choice(catalog.offerings_for_model(resolved.model_id), at)
                     sources[resolved.model_id] = choice
             if choice is None or not choice.sums:
                 result.left_out.setdefault(row.model, _Tally()).add(row)
                 continue
-            choice.add(usage, aggregated)
+            choice.add(usage, aggregated, row.start)
             result.rows_priced += 1
         result.compared.add(row)
         result.cached_tokens += row.cached_tokens
         result.tier_base_prices |= aggregated and any(c.tiered for _, c in choices)
         for _, choice in choices:
-            choice.add(usage, aggregated)
+            choice.add(usage, aggregated, row.start)
         _widen(result, row)
     result.actual_usd = result.actual_from_file
     for model_id, choice in sources.items():
@@ -303,12 +327,21 @@ def price_usage(
             offering, amount = choice.best()
             result.actual_usd += amount
             result.priced_at[model_id] = f"{offering.model}@{offering.host}"
+            _note_price(result, choice, offering)
     for target, choice in choices:
         offering, amount = choice.best()
         result.candidates.append((target.text, f"{offering.model}@{offering.host}", amount))
+        _note_price(result, choice, offering)
     if result.span is not None and result.span[1] <= result.span[0]:
         result.span = None
     return result
+
+
+def _note_price(result: WhatIf, choice: _Choice, offering: Offering) -> None:
+    name = f"{offering.model}@{offering.host}"
+    point = choice.points.get(name)
+    if point is not None:
+        result.provenance[name] = point.provenance()
 
 
 def _offerings(catalog: Catalog, model_id: str, host_id: str | None) -> list[Offering]:
@@ -326,6 +359,11 @@ def _widen(result: WhatIf, row: UsageRow) -> None:
         result.span = (row.start, row.end)
     else:
         result.span = (min(result.span[0], row.start), max(result.span[1], row.end))
+
+
+def _dearest(prices: Prices) -> Prices:
+    """The dearer of the base prices and each time-of-day window, by input plus output."""
+    return max((prices, *prices.windows), key=lambda p: p.input + p.output)
 
 
 def _decimals(rate: Decimal) -> int:

@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -16,7 +17,17 @@ from typing import Any, Generic, TypeVar
 import msgspec
 import msgspec.yaml
 
-from crossroads.catalog.model import Host, Maker, Model, Offering, Prices, PriceTier
+from crossroads.catalog.model import (
+    QUANTIZATIONS,
+    WEEKDAYS,
+    Host,
+    Maker,
+    Model,
+    Offering,
+    PricePoint,
+    Prices,
+    PriceTier,
+)
 from crossroads.errors import ConfigError
 
 CONFIG_SOURCE = "config catalog section"
@@ -43,7 +54,8 @@ ISO_3166_ALPHA2: frozenset[str] = frozenset(_ISO_3166_TEXT.split())
 
 _SECTIONS = ("makers", "models", "hosts", "offerings")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
+_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write", "reasoning")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 T = TypeVar("T", bound=Maker | Model | Host | Offering)
 
@@ -192,7 +204,7 @@ def _decode_file(data: bytes, source: str, type_: type[list[T]]) -> tuple[_At[T]
         items = msgspec.yaml.decode(data, type=type_)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError; both carry `$` paths
         raise ConfigError(f"{source}: {exc}") from exc
-    return tuple(_At(item, source, f"$[{i}]") for i, item in enumerate(items))
+    return tuple(_At(_normal(item), source, f"$[{i}]") for i, item in enumerate(items))
 
 
 def _decode_overrides(overrides: Mapping[str, Any], source: str) -> _Entries:
@@ -213,7 +225,9 @@ def _decode_overrides(overrides: Mapping[str, Any], source: str) -> _Entries:
             message, sep, path = str(exc).rpartition(" - at `$")
             text = f"{message} - at `$.{section}{path}" if sep else f"{exc} - at `$.{section}`"
             raise ConfigError(f"{source}: {text}") from exc
-        return tuple(_At(item, source, f"$.{section}[{i}]") for i, item in enumerate(items))
+        return tuple(
+            _At(_normal(item), source, f"$.{section}[{i}]") for i, item in enumerate(items)
+        )
 
     return _Entries(
         makers=convert("makers", list[Maker]),
@@ -221,6 +235,20 @@ def _decode_overrides(overrides: Mapping[str, Any], source: str) -> _Entries:
         hosts=convert("hosts", list[Host]),
         offerings=convert("offerings", list[Offering]),
     )
+
+
+def _normal(entry: T) -> T:
+    """An offering in the older single-price form (`prices: {...}` with `as_of` and `source`
+    beside it) as a one-entry history; every other entry unchanged."""
+    if not isinstance(entry, Offering) or not isinstance(entry.prices, PricePoint):
+        return entry
+    point = entry.prices
+    if entry.as_of is not None or entry.source is not None:
+        point = msgspec.structs.replace(
+            point, as_of=point.as_of or entry.as_of, source=point.source or entry.source
+        )
+    normal: T = msgspec.structs.replace(entry, prices=(point,), as_of=None, source=None)
+    return normal
 
 
 def _key(entry: Maker | Model | Host | Offering) -> str | tuple[str, str]:
@@ -283,23 +311,64 @@ def _check_offering(
         raise at.error("host", _unknown("host", offering.host, hosts))
     if not offering.upstream_model:
         raise at.error("upstream_model", "must name the model id the host's API expects")
-    if offering.prices is None:
-        return
-    levels: list[tuple[str, Prices | PriceTier]] = [("prices", offering.prices)]
-    levels += [(f"prices.tiers[{i}]", tier) for i, tier in enumerate(offering.prices.tiers)]
-    for path, level in levels:
+    if offering.quantization is not None and offering.quantization not in QUANTIZATIONS:
+        raise at.error(
+            "quantization",
+            f"{offering.quantization!r} is not one of {', '.join(QUANTIZATIONS)}",
+        )
+    previous: PricePoint | None = None
+    for i, point in enumerate(offering.history):
+        _check_prices(at, f"prices[{i}]", point)
+        if point.since_time is not None and (
+            point.since is None or not _CLOCK.fullmatch(point.since_time)
+        ):
+            raise at.error(f"prices[{i}].since_time", "must be 'HH:MM' (UTC) beside a `since` date")
+        if previous is not None and (
+            point.since is None
+            or (previous.since is not None and _start(point) <= _start(previous))
+        ):
+            raise at.error(
+                f"prices[{i}].since",
+                "the price history must be in order of `since`, oldest first, with one entry "
+                "per date (only the first may leave `since` out)",
+            )
+        previous = point
+
+
+def _start(point: PricePoint) -> tuple[date, str]:
+    assert point.since is not None
+    return point.since, point.since_time or "00:00"
+
+
+def _check_prices(at: _At[Offering], path: str, prices: Prices, window: bool = False) -> None:
+    levels: list[tuple[str, Prices | PriceTier]] = [(path, prices)]
+    levels += [(f"{path}.tiers[{i}]", tier) for i, tier in enumerate(prices.tiers)]
+    for where, level in levels:
         for name in _PRICE_FIELDS:
             value: Decimal | None = getattr(level, name)
             if value is not None and (not value.is_finite() or value < 0):
-                raise at.error(f"{path}.{name}", f"price {value} must be a finite number >= 0")
+                raise at.error(f"{where}.{name}", f"price {value} must be a finite number >= 0")
     floor = 0
-    for i, tier in enumerate(offering.prices.tiers):
+    for i, tier in enumerate(prices.tiers):
         if tier.above_prompt_tokens <= floor:
             raise at.error(
-                f"prices.tiers[{i}].above_prompt_tokens",
+                f"{path}.tiers[{i}].above_prompt_tokens",
                 f"must be greater than {floor} (tiers ascend by prompt length)",
             )
         floor = tier.above_prompt_tokens
+    if window and prices.windows:
+        raise at.error(f"{path}.windows", "a time-of-day window cannot hold windows of its own")
+    for i, win in enumerate(prices.windows):
+        where = f"{path}.windows[{i}]"
+        for name in ("start", "end"):
+            if not _CLOCK.fullmatch(getattr(win, name)):
+                raise at.error(f"{where}.{name}", "must be a UTC time of day as 'HH:MM'")
+        if win.start == win.end:
+            raise at.error(f"{where}.end", "a window must not start and end at the same time")
+        bad = [d for d in win.days if d not in WEEKDAYS]
+        if bad:
+            raise at.error(f"{where}.days", f"{bad[0]!r} is not one of {', '.join(WEEKDAYS)}")
+        _check_prices(at, where, win, window=True)
 
 
 def _check_makers(entries: _Entries) -> dict[str, _At[Maker]]:
@@ -326,6 +395,10 @@ def _check_models(entries: _Entries, makers: Mapping[str, object]) -> dict[str, 
             raise at.error("license", "an open-weights model needs its licence (SPDX id or name)")
         if model.context_length <= 0:
             raise at.error("context_length", "must be a positive number of tokens")
+    for at in entries.models:
+        successor = at.entry.successor
+        if successor is not None and successor not in models:
+            raise at.error("successor", _unknown("model", successor, models))
     return models
 
 
@@ -346,6 +419,11 @@ def _check_hosts(entries: _Entries) -> dict[str, _At[Host]]:
     return hosts
 
 
+def _retired(offering: Offering, models: Mapping[str, _At[Model]]) -> bool:
+    model = models.get(offering.model)
+    return offering.retired is not None or (model is not None and model.entry.retired is not None)
+
+
 def _build(entries: _Entries) -> Catalog:
     """Validate every entry and cross-reference; raise ConfigError at the first problem."""
     makers = _check_makers(entries)
@@ -354,12 +432,18 @@ def _build(entries: _Entries) -> Catalog:
     offerings = _index(entries.offerings, "offering", field="")
     for at in entries.offerings:
         _check_offering(at, models, hosts)
+    # A retired offering may share its upstream id with a live one (DeepSeek's legacy names):
+    # the live one is what the id serves now.
     upstream = _index(
-        entries.offerings,
+        [at for at in entries.offerings if not _retired(at.entry, models)],
         "(host, upstream_model)",
         lambda o: (o.host, o.upstream_model),
         "upstream_model",
     )
+    for at in entries.offerings:
+        key = (at.entry.host, at.entry.upstream_model)
+        if _retired(at.entry, models) and key not in upstream:
+            upstream[key] = at
 
     by_model: dict[str, list[Offering]] = {}
     by_host: dict[str, list[Offering]] = {}

@@ -109,6 +109,14 @@ def teams_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _price_label(candidate: dict[str, Any]) -> str | None:
+    """ "read DATE", flagged when the price is unconfirmed."""
+    if not candidate.get("price_as_of"):
+        return None
+    flag = "" if candidate.get("price_verified") else " (unverified)"
+    return f"read {candidate['price_as_of']}{flag}"
+
+
 def route_explain(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"model": args.model, "prompt_tokens": args.prompt_tokens}
     if args.key_id:
@@ -138,6 +146,8 @@ def route_explain(args: argparse.Namespace) -> int:
         "jurisdiction",
         "circuit",
         "est_cost_usd",
+        "price",
+        "quant",
         "removed_by",
     ]
     rows = [
@@ -148,11 +158,18 @@ def route_explain(args: argparse.Namespace) -> int:
             c["host_jurisdiction"],
             c["circuit"],
             c["estimated_cost_usd"],
+            _price_label(c),
+            c.get("quantization"),
             c["removed_by"],
         ]
         for c in result["candidates"]
     ]
     print(render("table", headers, rows))
+    sources = sorted({c["price_source"] for c in result["candidates"] if c.get("price_source")})
+    if sources:
+        print("\nPrice sources (est_cost_usd: list price in force now, in its time-of-day window):")
+        for text in sources:
+            print(f"  {text}")
     if result["denied"]:
         print(f"\nDenied: {result['denied']}")
     return 0

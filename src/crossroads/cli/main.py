@@ -1,4 +1,5 @@
-"""`crossroads` command: serve, models, usage, report, whatif, config check, mock-upstream.
+"""`crossroads` command: serve, models, usage, report, whatif, catalog, config check,
+mock-upstream.
 
 Each command is a small function taking parsed arguments and returning an exit code; errors the
 user can fix (bad config, bad flag value) print one line on stderr and exit 2."""
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from crossroads import __version__
 from crossroads.analytics import REPORT_KINDS
 from crossroads.cli import (
+    catalog_cmd,
     governance_cmd,
     models_cmd,
     report_cmd,
@@ -121,6 +123,13 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--interval", choices=["hour", "day", "week"], help="one row per period")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
     report.add_argument(
+        "--baseline",
+        action="append",
+        metavar="MODEL",
+        help="savings: also compare against this priced catalog model (maker/model[@host]); "
+        "repeat for several",
+    )
+    report.add_argument(
         "--rebuild-rollups", action="store_true", help="recompute the rollups from the ledger"
     )
     report.set_defaults(func=report_cmd.run)
@@ -142,10 +151,16 @@ def parser() -> argparse.ArgumentParser:
         "--model-map", action="append", default=[], metavar="NAME=MODEL", help="map a model name"
     )
     whatif.add_argument("--config", help="YAML config file whose catalog overrides apply")
+    whatif.add_argument(
+        "--prices-at",
+        metavar="DATE",
+        help="price at the list prices in force on this date (default: today's, the latest)",
+    )
     whatif.add_argument("--format", choices=["table", "json", "csv"], default="table")
     whatif.set_defaults(func=whatif_cmd.run)
 
     governance_cmd.add_parsers(sub)
+    catalog_cmd.add_parsers(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

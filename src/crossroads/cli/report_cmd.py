@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +16,9 @@ from crossroads.analytics import Report, ReportQuery, resolve_dimensions, run_re
 from crossroads.analytics.result import display
 from crossroads.cli.tables import render, to_json
 from crossroads.cli.usage_cmd import parse_since
-from crossroads.config import load_settings
+from crossroads.config import Settings, load_settings
 from crossroads.errors import ConfigError
+from crossroads.ledger.baseline import Baseline, baseline_from_catalog
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.ledger.store import LedgerStoreError
 from crossroads.server.runtime import LEDGER_FILE
@@ -68,8 +70,23 @@ def _query(args: argparse.Namespace) -> ReportQuery:
     )
 
 
+def _baselines(args: argparse.Namespace, settings: Settings) -> tuple[Baseline, ...]:
+    """The configured baselines (the default first), then those named with --baseline."""
+    named = []
+    for text in getattr(args, "baseline", None) or []:
+        try:
+            named.append(baseline_from_catalog(settings.catalog, text))
+        except ValueError as exc:
+            raise ConfigError(f"--baseline {text}: {exc}") from None
+    configured = settings.baselines.all()
+    if named and not configured:
+        return tuple(named)
+    return (*configured, *named)
+
+
 async def _main(args: argparse.Namespace, query: ReportQuery) -> Report | None:
     settings = load_settings(args.config, data_dir=args.data_dir)
+    query = replace(query, baselines=_baselines(args, settings))
     path = settings.data_dir / LEDGER_FILE
     if not path.exists():
         raise ConfigError(f"no ledger at {path}; has the gateway served any request yet?")

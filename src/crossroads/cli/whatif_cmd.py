@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from crossroads.analytics.importers import (
@@ -48,6 +49,18 @@ async def _ledger(path: Path) -> list[UsageRow]:
         await store.close()
 
 
+def _prices_at(args: argparse.Namespace) -> datetime | None:
+    """--prices-at DATE: price at the list prices in force that day (00:00 UTC); None: today's."""
+    text = getattr(args, "prices_at", None)
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--prices-at {text!r}: expected a date such as 2026-09-01") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_settings(args.config).catalog
     try:
@@ -69,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             usage = open_usage(path, fmt, columns)
             rows = usage.rows()
-        result = price_usage(rows, catalog, targets, resolver, source=f"{path} ({fmt} format)")
+        result = price_usage(
+            rows, catalog, targets, resolver, source=f"{path} ({fmt} format)", at=_prices_at(args)
+        )
         if usage is not None:
             if usage.unknown_columns:
                 ignored = ", ".join(usage.unknown_columns)

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
-from crossroads.catalog import Catalog, Host, load_builtin
+from crossroads.catalog import Catalog, Host, Model, Offering, load_builtin
+from crossroads.catalog.model import QUANTIZATIONS
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -27,7 +30,7 @@ from crossroads.config.settings import LOOPBACK_HOSTS, EdgeSettings, ResponsesSe
 from crossroads.config.yamlpos import line_of, parse_path
 from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
-from crossroads.ledger.baseline import Baseline, Baselines
+from crossroads.ledger.baseline import Baseline, Baselines, baseline_from_catalog
 from crossroads.providers.base import ProviderSpec, Timeouts
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
@@ -114,15 +117,8 @@ def load_settings(
     else:
         config, source = read_config_file(Path(path))
 
-    catalog = load_builtin()
-    if config.catalog:
-        unknown = set(config.catalog) - {"makers", "models", "hosts", "offerings"}
-        if unknown:
-            raise source.error(
-                f"$.catalog.{sorted(unknown)[0]}",
-                "unknown catalog section (expected makers, models, hosts, offerings)",
-            )
-        catalog = catalog.merged(config.catalog)
+    catalog = _catalog(config, source)
+    today = datetime.now(UTC).date()
 
     providers: dict[str, ProviderSpec] = {}
     deployments: list[Deployment] = []
@@ -137,10 +133,11 @@ def load_settings(
     for index, model in enumerate(config.models):
         if model.weight < 0:
             raise source.error(f"$.models[{index}].weight", "must not be negative")
-        deployments.append(_deployment(index, model, providers, config, catalog, source))
+        dep = _deployment(index, model, providers, config, catalog, source)
+        deployments.append(_retirement(dep, catalog, config.routing.retired_models, today))
     if config.auto_providers:
         configured = {s.host or pid for pid, s in config.providers.items()} | set(providers)
-        for spec, deps in _auto_providers(catalog, env, configured):
+        for spec, deps in _auto_providers(catalog, env, configured, today):
             providers[spec.id] = spec
             deployments.extend(deps)
 
@@ -191,11 +188,88 @@ def _responses(config: ConfigFile, source: _Source) -> ResponsesSettings:
     return ResponsesSettings(section.store, section.retention_days, section.max_stored_bytes)
 
 
+def _catalog(config: ConfigFile, source: _Source) -> Catalog:
+    """The shipped catalog with the config's override files (`catalog.files`, in order, such
+    as `crossroads catalog sync` writes) and then its inline sections applied."""
+    catalog = load_builtin()
+    if not config.catalog:
+        return catalog
+    sections = {"makers", "models", "hosts", "offerings"}
+    unknown = set(config.catalog) - sections - {"files"}
+    if unknown:
+        raise source.error(
+            f"$.catalog.{sorted(unknown)[0]}",
+            "unknown catalog section (expected files, makers, models, hosts, offerings)",
+        )
+    base = Path(source.name).parent if source.node is not None else Path.cwd()
+    for index, name in enumerate(config.catalog.get("files", [])):
+        if not isinstance(name, str):
+            raise source.error(f"$.catalog.files[{index}]", "must be a file path")
+        path = (base / name).expanduser()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise source.error(f"$.catalog.files[{index}]", f"cannot read {path}: {exc}") from None
+        if isinstance(data, dict):
+            data.pop("sync", None)  # what the sync read, for the reader; not catalog data
+        catalog = catalog.merged(data, source=str(path))
+    inline = {k: v for k, v in config.catalog.items() if k in sections}
+    return catalog.merged(inline) if inline else catalog
+
+
+def _retirement(dep: Deployment, catalog: Catalog, mode: str, today: date) -> Deployment:
+    """A deployment of a model its maker (or the host) has retired by `today`: moved to the
+    successor the maker names at the same host when `mode` is "successor" and the catalog has
+    that offering, else kept and marked, so routing answers with a clear error."""
+    model = dep.model
+    if model is None or dep.host is None:
+        return dep
+    offering = catalog.offering(model.id, dep.host.id)
+    retired = model.retired if model.retired_at(today) else None
+    if offering is not None and offering.retired is not None and offering.retired <= today:
+        retired = offering.retired
+    if retired is None:
+        return dep
+    successor = _successor(catalog, model, dep.host.id, today)
+    if mode == "successor" and successor is not None:
+        new_model = catalog.model(successor.model)
+        return replace(
+            dep,
+            upstream_model=successor.upstream_model,
+            model=new_model,
+            maker=catalog.maker(new_model.maker) if new_model else None,
+            prices=successor.current,
+            price_history=successor.history,
+            quantization=successor.quantization,
+        )
+    hint = f"; its successor is {model.successor}" if model.successor else ""
+    return replace(
+        dep,
+        retired=f"model '{model.id}' was retired on {retired.isoformat()} at {dep.host.id}{hint}",
+    )
+
+
+def _successor(catalog: Catalog, model: Model, host_id: str, today: date) -> Offering | None:
+    """The live offering at `host_id` of the model's successor, following the maker's chain
+    (V3.2 -> V4 Flash -> V4.1 Flash) past successors that are retired themselves."""
+    seen = {model.id}
+    current: Model | None = model
+    while current is not None and current.successor and current.successor not in seen:
+        seen.add(current.successor)
+        offering = catalog.offering(current.successor, host_id)
+        current = catalog.model(current.successor)
+        live = current is not None and not current.retired_at(today)
+        if offering is not None and live and (offering.retired is None or offering.retired > today):
+            return offering
+    return None
+
+
 def _auto_providers(
-    catalog: Catalog, env: Mapping[str, str], configured: set[str]
+    catalog: Catalog, env: Mapping[str, str], configured: set[str], today: date
 ) -> list[tuple[ProviderSpec, list[Deployment]]]:
     """A provider for every catalog host whose API-key variable is set and that the config
-    does not already define, serving every offering the catalog lists at that host."""
+    does not already define, serving every offering the catalog lists at that host that is not
+    retired by `today`."""
     out: list[tuple[ProviderSpec, list[Deployment]]] = []
     for host in catalog.hosts():
         key = env.get(host.api_key_env) if host.api_key_env else None
@@ -211,6 +285,10 @@ def _auto_providers(
         deps = []
         for offering in catalog.offerings_for_host(host.id):
             model = catalog.model(offering.model)
+            if (model and model.retired_at(today)) or (
+                offering.retired is not None and offering.retired <= today
+            ):
+                continue
             deps.append(
                 Deployment(
                     id=f"{host.id}:{offering.upstream_model}",
@@ -220,7 +298,9 @@ def _auto_providers(
                     model=model,
                     maker=catalog.maker(model.maker) if model else None,
                     host=host,
-                    prices=offering.prices,
+                    prices=offering.current,
+                    price_history=offering.history,
+                    quantization=offering.quantization,
                 )
             )
         out.append((spec, deps))
@@ -282,26 +362,27 @@ def _governance(
 
 
 def _baselines(config: ConfigFile, catalog: Catalog, source: _Source) -> Baselines:
-    """Resolves each configured baseline model to its list price: at the maker's own host when
-    the catalog has it (OpenAI at openai, Anthropic at anthropic), else its cheapest offering."""
+    """Resolves each configured baseline model to its dated list prices (`baseline_from_catalog`).
+    A list of baselines: the first goes on every ledger row, the others are compared against
+    in the savings report."""
 
-    def resolve(model_id: str, at: str) -> Baseline:
-        model = catalog.model(model_id)
-        if model is None:
-            raise source.error(at, f"unknown catalog model {model_id!r}")
-        priced = [o for o in catalog.offerings_for_model(model_id) if o.prices is not None]
-        if not priced:
-            raise source.error(at, f"the catalog has no price for {model_id!r}")
-        own = [o for o in priced if o.host == model.maker]
-        offering = own[0] if own else min(priced, key=lambda o: o.prices.output + o.prices.input)  # type: ignore[union-attr]
-        assert offering.prices is not None
-        return Baseline(model_id, offering.host, offering.prices)
+    def resolve(text: str, at: str) -> Baseline:
+        try:
+            return baseline_from_catalog(catalog, text)
+        except ValueError as exc:
+            raise source.error(at, str(exc)) from None
 
     savings = config.savings
+    if isinstance(savings.baseline, str):
+        resolved = [resolve(savings.baseline, "$.savings.baseline")]
+    else:
+        chosen = savings.baseline or []
+        resolved = [resolve(m, f"$.savings.baseline[{i}]") for i, m in enumerate(chosen)]
     return Baselines(
-        default=resolve(savings.baseline, "$.savings.baseline") if savings.baseline else None,
+        default=resolved[0] if resolved else None,
         by_name={n: resolve(m, f"$.savings.models.{n}") for n, m in savings.models.items()},
         by_team={t: resolve(m, f"$.savings.teams.{t}") for t, m in savings.teams.items()},
+        extra=tuple(resolved[1:]),
     )
 
 
@@ -444,7 +525,9 @@ def _embedded(section: EmbeddedSection, catalog: Catalog) -> tuple[ProviderSpec,
         model=model,
         maker=catalog.maker(model.maker) if model else None,
         host=catalog.host(LOCAL_PROVIDER),
-        prices=offering.prices if offering else None,
+        prices=offering.current if offering else None,
+        price_history=offering.history if offering else (),
+        quantization=offering.quantization if offering else None,
         sampling_defaults=_sampling_defaults(section.defaults),
         unsupported_tools=section.unsupported_tools,
     )
@@ -561,6 +644,11 @@ def _deployment(
     if model is None and host is not None:
         offering = catalog.find_offering_by_upstream(host.id, upstream)
         model = catalog.model(offering.model) if offering else None
+    if section.quantization is not None and section.quantization not in QUANTIZATIONS:
+        raise source.error(
+            f"{at}.quantization",
+            f"{section.quantization!r} is not one of {', '.join(QUANTIZATIONS)}",
+        )
     if section.provider == LOCAL_PROVIDER and not config.embedded.enabled:
         raise source.error(f"{at}.provider", "the embedded model is disabled")
     return Deployment(
@@ -571,7 +659,9 @@ def _deployment(
         model=model,
         maker=catalog.maker(model.maker) if model else None,
         host=host,
-        prices=offering.prices if offering else None,
+        prices=offering.current if offering else None,
+        price_history=offering.history if offering else (),
+        quantization=section.quantization or (offering.quantization if offering else None),
         sampling_defaults=_sampling_defaults(section.defaults),
         unsupported_tools=section.unsupported_tools,
         weight=section.weight,

@@ -117,6 +117,9 @@ class ModelSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Tools the model cannot call: leave this deployment out ("refuse"), or answer in text
     # without them ("drop") when no deployment that can call them is a candidate.
     unsupported_tools: Literal["refuse", "drop"] = "refuse"
+    # The quantisation this deployment serves at ("fp8", "fp4", ...), where the catalog
+    # offering does not say or says otherwise (a self-hosted model).
+    quantization: str | None = None
 
 
 class AliasSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -141,6 +144,10 @@ class RoutingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_retry_after: float = 10.0
     circuit: CircuitSection = CircuitSection()
     health_check_interval: float = 0.0  # seconds; 0 = no active health checks
+    # A configured model its maker has retired (catalog `retired` date passed): answer with an
+    # error naming the retirement and successor ("error"), or serve the successor the maker
+    # names at the same host ("successor").
+    retired_models: Literal["error", "successor"] = "error"
 
 
 class AuthSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -160,9 +167,10 @@ class LimitsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SavingsSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    # The proprietary model every request is priced again at (a catalog id), so savings are
-    # measured. Per served name (model or alias) and per team overrides.
-    baseline: str | None = "anthropic/claude-sonnet-4.5"
+    # The proprietary model every request is priced again at (a catalog id, or "id@host"), so
+    # savings are measured. A list compares against several: the first is priced on every
+    # ledger row, the others in the savings report. Per served name and per team overrides.
+    baseline: str | list[str] | None = "anthropic/claude-sonnet-4.5"
     models: dict[str, str] = {}
     teams: dict[str, str] = {}
 
@@ -193,7 +201,9 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitsSection = LimitsSection()
     savings: SavingsSection = SavingsSection()
     responses: ResponsesSection = ResponsesSection()
-    # Overrides and additions to the shipped catalog, in the catalog's own shape.
-    catalog: dict[str, list[dict[str, Any]]] = {}
+    # Overrides and additions to the shipped catalog, in the catalog's own shape; `files`
+    # lists override files (such as the one `crossroads catalog sync` writes), applied first,
+    # relative to this config file.
+    catalog: dict[str, list[Any]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.
     auto_providers: bool = True

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from crossroads.catalog import ISO_3166_ALPHA2
+from crossroads.catalog.model import QUANTIZATIONS
 from crossroads.errors import InvalidRequestError
 from crossroads.routing.deployment import Deployment
 
@@ -40,6 +41,9 @@ class PolicyRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     allowed_jurisdictions: frozenset[str] | None = None  # host jurisdictions
     denied_jurisdictions: frozenset[str] = frozenset()
     zero_retention_only: bool = False
+    # Quantisations a deployment may be served at ("fp8", "bf16", ...); "unknown" admits those
+    # whose quantisation the catalog and config do not give. E.g. refuse FP4 deployments.
+    allowed_quantizations: frozenset[str] | None = None
     max_price: PriceCap | None = None
     allowed_models: frozenset[str] | None = None  # served names, catalog ids or deployment ids
     denied_models: frozenset[str] = frozenset()
@@ -76,6 +80,14 @@ def parse_rules(data: Any, where: str) -> PolicyRules:
                 f"{where}.{name}: unknown country code(s) {', '.join(unknown)}; use ISO 3166-1 "
                 "alpha-2 codes such as US, CN, SG",
                 param=f"{where}.{name}",
+            )
+    if rules.allowed_quantizations is not None:
+        unknown = sorted(q for q in rules.allowed_quantizations if q not in QUANTIZATIONS)
+        if unknown:
+            raise InvalidRequestError(
+                f"{where}.allowed_quantizations: unknown value(s) {', '.join(unknown)}; use "
+                f"{', '.join(QUANTIZATIONS)}",
+                param=f"{where}.allowed_quantizations",
             )
     if rules.max_price is not None:
         for bound in (rules.max_price.prompt, rules.max_price.completion):
@@ -114,12 +126,17 @@ def violation(dep: Deployment, rules: PolicyRules, route_names: Sequence[str] = 
         return (
             f"zero_retention_only: host {host.id if host else '?'} is not known to retain nothing"
         )
+    if rules.allowed_quantizations is not None:
+        served = dep.quantization or "unknown"
+        if served not in rules.allowed_quantizations:
+            return f"allowed_quantizations does not include {served} (deployment {dep.id})"
     cap = rules.max_price
     if cap is not None:
         prices = dep.prices
         for bound, price, what in (
-            (cap.prompt, prices.input if prices else None, "prompt"),
-            (cap.completion, prices.output if prices else None, "completion"),
+            # At the dearest hour: a cap must hold at DeepSeek's peak, not only off-peak.
+            (cap.prompt, prices.highest_input if prices else None, "prompt"),
+            (cap.completion, prices.highest_output if prices else None, "completion"),
         ):
             if bound is not None and (price is None or price > bound):
                 shown = "unknown" if price is None else f"{price}/M"

@@ -68,7 +68,10 @@ class Exchange:
         if usage is not None:
             source = UsageSource.ESTIMATED if usage.estimated else UsageSource.REPORTED
         usage = usage or Usage()
-        prices = dep.prices if dep else None
+        # Priced at the list price in force when the request started, in its time-of-day
+        # window (`created_at` is UTC), so a later price change never reprices this row.
+        prices = dep.prices_at(self.created_at) if dep else None
+        baseline_prices = baseline.prices_at(self.created_at) if baseline else None
         model = dep.model if dep else None
         return LedgerRecord(
             request_id=self.request_id,
@@ -89,7 +92,9 @@ class Exchange:
             cache_write_tokens=usage.cache_write_tokens,
             completion_tokens=usage.completion_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=cost(usage, prices) if prices and usage.total_tokens else None,
+            cost_usd=(
+                cost(usage, prices, self.created_at) if prices and usage.total_tokens else None
+            ),
             latency_ms=(now - self._start) * 1000.0,
             ttft_ms=(self._first_byte - self._start) * 1000.0 if self._first_byte else None,
             http_status=error.status if error else (499 if status is Status.CANCELLED else 200),
@@ -100,7 +105,9 @@ class Exchange:
             team_id=self.team_id,
             baseline_model=baseline.model if baseline else None,
             baseline_cost_usd=(
-                cost(usage, baseline.prices) if baseline and usage.total_tokens else None
+                cost(usage, baseline_prices, self.created_at)
+                if baseline_prices and usage.total_tokens
+                else None
             ),
             upstream_cost_usd=usage.upstream_cost_usd,
             usage_source=source,

@@ -223,7 +223,10 @@ class Call:
                     code="model_name_too_long",
                 )
         self.exchange.stream = data.get("stream") is True
-        return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
+        options = parse_routing_options(
+            data, prompt_tokens=len(raw) // 4, started_at=self.exchange.created_at
+        )
+        return principal, data, options
 
     async def admit(
         self,

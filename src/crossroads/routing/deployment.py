@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
-from crossroads.catalog.model import Host, Maker, Model, Prices
+from crossroads.catalog.model import Host, Maker, Model, PricePoint, Prices, price_in_force
 
 TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 """The chat request fields a deployment that drops unsupported tools leaves out."""
@@ -25,7 +26,14 @@ class Deployment:
     model: Model | None = None
     maker: Maker | None = None
     host: Host | None = None
-    prices: Prices | None = None
+    prices: Prices | None = None  # the current list price (the history's latest entry)
+    # The offering's dated price history, oldest first; a request is priced at the entry in
+    # force when it started. Empty: `prices` holds for every date.
+    price_history: tuple[PricePoint, ...] = ()
+    quantization: str | None = None  # as served: "fp8", "fp4", ...; None when not known
+    # Why the model is no longer served (retired by its maker), or None; routing leaves a
+    # retired deployment out with this as the reason.
+    retired: str | None = None
     weight: float = 1.0  # for the weighted strategy
     # (parameter, value) pairs a chat request gets when it does not set that parameter
     sampling_defaults: tuple[tuple[str, float], ...] = ()
@@ -33,6 +41,12 @@ class Deployment:
     # with its tools dropped, answered in text ("drop"), when no deployment that can call them
     # is among the candidates.
     unsupported_tools: Literal["refuse", "drop"] = "refuse"
+
+    def prices_at(self, when: datetime) -> Prices | None:
+        """The prices in force when a request started at `when` (UTC); None when unpriced."""
+        if not self.price_history:
+            return self.prices
+        return price_in_force(self.price_history, when)
 
     @property
     def calls_tools(self) -> bool:

@@ -27,7 +27,13 @@ from typing import Any, TypeGuard, TypeVar, cast
 
 import msgspec
 
-from crossroads.errors import GatewayError, InvalidRequestError, PolicyError, UpstreamError
+from crossroads.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    PolicyError,
+    UpstreamError,
+)
 from crossroads.providers.base import (
     Completion,
     Embeddings,
@@ -466,6 +472,12 @@ class Router:
                 status=503,
                 retry_after=max(wait, 1.0),
                 code="circuit_open",
+            )
+        if last is None and plan.excluded and all(d.retired for d, _ in plan.excluded):
+            # Every deployment is of a model its host retired: say so, not "preferences".
+            retired = "; ".join(f"{d.id}: {d.retired}" for d, _ in plan.excluded)
+            return NotFoundError(
+                f"'{name}' is no longer served: {retired}", param="model", code="model_retired"
             )
         if last is None:
             reasons = (

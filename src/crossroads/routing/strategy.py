@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -20,15 +21,22 @@ STRATEGIES: tuple[Strategy, ...] = ("priority", "cheapest", "latency", "weighted
 _MILLION = Decimal(1_000_000)
 
 
-def expected_cost(dep: Deployment, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
-    """List-price cost of the request's expected token mix at `dep` (no cache hits assumed)."""
-    if dep.prices is None:
+def expected_cost(
+    dep: Deployment, prompt_tokens: int, completion_tokens: int, at: datetime | None = None
+) -> Decimal | None:
+    """List-price cost of the request's expected token mix at `dep` (no cache hits assumed):
+    at the price and time-of-day window in force at `at` (UTC), else the current base price."""
+    prices = dep.prices if at is None else dep.prices_at(at)
+    if prices is None:
         return None
-    return (dep.prices.input * prompt_tokens + dep.prices.output * completion_tokens) / _MILLION
+    prices = prices.at_time(at)
+    return (prices.input * prompt_tokens + prices.output * completion_tokens) / _MILLION
 
 
 def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
     """Why the request's preferences leave `dep` out, or None if they keep it."""
+    if dep.retired is not None:
+        return dep.retired
     if options.only is not None and dep.provider not in options.only:
         return f"provider '{dep.provider}' is not in provider.only"
     if dep.provider in options.ignore:
@@ -42,9 +50,18 @@ def allowed(dep: Deployment, options: RoutingOptions) -> str | None:
             f"the prompt (about {options.prompt_tokens} tokens) is longer than model "
             f"'{dep.model.id}''s context of {dep.model.context_length}"
         )
+    if options.quantizations is not None:
+        served = dep.quantization or "unknown"
+        if served not in options.quantizations:
+            return f"deployment '{dep.id}' is served at {served}, not in provider.quantizations"
     for bound, price, what in (
-        (options.max_prompt_price, dep.prices.input if dep.prices else None, "prompt"),
-        (options.max_completion_price, dep.prices.output if dep.prices else None, "completion"),
+        # At the dearest hour of a time-of-day priced deployment: routing has no clock.
+        (options.max_prompt_price, dep.prices.highest_input if dep.prices else None, "prompt"),
+        (
+            options.max_completion_price,
+            dep.prices.highest_output if dep.prices else None,
+            "completion",
+        ),
     ):
         if bound is None:
             continue
@@ -84,7 +101,9 @@ def order(
 
 def _by_price(deps: list[Deployment], options: RoutingOptions) -> list[Deployment]:
     def key(dep: Deployment) -> tuple[int, Decimal]:
-        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens)
+        cost = expected_cost(
+            dep, options.prompt_tokens, options.completion_tokens, options.started_at
+        )
         return (1, Decimal(0)) if cost is None else (0, cost)
 
     return sorted(deps, key=key)  # stable: equal prices keep their priority order

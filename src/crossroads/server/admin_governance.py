@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from crossroads.analytics.moments import EARLIEST
+from crossroads.catalog.model import PricePoint
 from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.governance.gate import Gate
 from crossroads.governance.model import ApiKey, Limits, Team
@@ -23,6 +24,7 @@ from crossroads.governance.policy import EMPTY, parse_rules
 from crossroads.governance.store import GovernanceStoreError
 from crossroads.ingress.body import read_json_object
 from crossroads.ingress.services import Services
+from crossroads.routing.deployment import Deployment
 from crossroads.routing.options import parse_routing_options
 from crossroads.routing.strategy import expected_cost
 from crossroads.server.admin import admin_error, require_admin
@@ -239,6 +241,20 @@ async def list_teams(request: Request) -> Response:
     return JSONResponse({"data": [team_json(t) for t in gate.list_teams()]})
 
 
+def _price_provenance(dep: Deployment) -> dict[str, Any]:
+    """Where the deployment's current list price comes from: source, dates, verified."""
+    prices = dep.prices
+    if not isinstance(prices, PricePoint):
+        return {"price_source": None, "price_as_of": None, "price_verified": None}
+    read = prices.as_of or prices.since
+    return {
+        "price_source": prices.source,
+        "price_as_of": read.isoformat() if read else None,
+        "price_verified": prices.verified,
+        "price_windows": [f"{w.name} {w.start}-{w.end} UTC" for w in prices.windows] or None,
+    }
+
+
 @_guarded
 async def explain(request: Request) -> Response:
     gate = require_admin(request)
@@ -256,6 +272,7 @@ async def explain(request: Request) -> Response:
         principal = gate.principal_for(body.key_id, body.team_id)
     except KeyError as exc:
         raise InvalidRequestError(str(exc.args[0])) from None
+    now = datetime.now(UTC)  # order and estimate at the list price and time-of-day window now
     extension: dict[str, Any] = {}
     if body.provider is not None:
         extension["provider"] = body.provider
@@ -267,6 +284,7 @@ async def explain(request: Request) -> Response:
         ),
         needs_tools=body.tools,
         needs_vision=body.images,
+        started_at=now,
     )
     router = gateway.router
     route = router.route(body.model)
@@ -291,7 +309,7 @@ async def explain(request: Request) -> Response:
         if dep.id in seen:
             continue
         seen.add(dep.id)
-        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens)
+        cost = expected_cost(dep, options.prompt_tokens, options.completion_tokens, now)
         health = router.health.get(dep.id)
         rows.append(
             {
@@ -305,6 +323,9 @@ async def explain(request: Request) -> Response:
                 "try_order": order.get(dep.id),
                 "removed_by": removed.get(dep.id),
                 "estimated_cost_usd": None if cost is None else str(cost),
+                "quantization": dep.quantization,
+                "zero_retention": dep.host.zero_retention if dep.host else None,
+                **_price_provenance(dep),
             }
         )
     return JSONResponse(

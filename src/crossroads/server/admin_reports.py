@@ -59,6 +59,7 @@ async def report(request: Request) -> Response:
                 until=_moment(params.get("until"), "until"),
                 interval=params.get("interval") or None,
                 by=by,
+                baselines=gateway.settings.baselines.all(),
             )
             result = await run_report(kind, gateway.store, query)
         except ValueError as exc:

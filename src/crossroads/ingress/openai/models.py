@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crossroads.catalog.model import PricePoint, Prices
 from crossroads.errors import GatewayError, ModelNotFoundError
 from crossroads.ingress.body import headers_of
 from crossroads.ingress.openai.errors import error_response
@@ -20,21 +21,57 @@ from crossroads.routing.deployment import Deployment
 from crossroads.routing.table import Route, RoutingTable
 
 
+def _rates(prices: Prices) -> dict[str, Any]:
+    out: dict[str, Any] = {"input": str(prices.input), "output": str(prices.output)}
+    for name in ("cached_input", "cache_write", "reasoning"):
+        value = getattr(prices, name)
+        out[name] = None if value is None else str(value)
+    if prices.tiers:
+        out["tiers"] = [
+            {
+                "above_prompt_tokens": t.above_prompt_tokens,
+                "input": str(t.input),
+                "output": str(t.output),
+                "cached_input": None if t.cached_input is None else str(t.cached_input),
+            }
+            for t in prices.tiers
+        ]
+    return out
+
+
+def _price_info(prices: Prices | None) -> dict[str, Any] | None:
+    """The current list price with its provenance (source, dates, verified), windows in UTC."""
+    if prices is None:
+        return None
+    out = _rates(prices)
+    if prices.windows:
+        out["windows"] = [
+            {"name": w.name, "start_utc": w.start, "end_utc": w.end, **_rates(w)}
+            for w in prices.windows
+        ]
+    if isinstance(prices, PricePoint):
+        out.update(
+            source=prices.source,
+            as_of=prices.as_of.isoformat() if prices.as_of else None,
+            since=prices.since.isoformat() if prices.since else None,
+            verified=prices.verified,
+        )
+    return out
+
+
 def _deployment_info(dep: Deployment) -> dict[str, Any]:
-    prices = dep.prices
+    host = dep.host
     return {
         "id": dep.id,
         "provider": dep.provider,
         "upstream_model": dep.upstream_model,
-        "host": dep.host.id if dep.host else None,
-        "host_jurisdiction": dep.host.jurisdiction if dep.host else None,
-        "prices_per_million": {
-            "input": str(prices.input),
-            "cached_input": None if prices.cached_input is None else str(prices.cached_input),
-            "output": str(prices.output),
-        }
-        if prices
-        else None,
+        "host": host.id if host else None,
+        "host_jurisdiction": host.jurisdiction if host else None,
+        "quantization": dep.quantization,
+        "zero_retention": host.zero_retention if host else None,
+        "retention_source": host.policy_source if host else None,
+        "retired": dep.retired,
+        "prices_per_million": _price_info(dep.prices),
     }
 
 

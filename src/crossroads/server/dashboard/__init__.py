@@ -89,7 +89,10 @@ async def data(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
         baseline = gateway.settings.baselines.default
         body = await dashboard_data(
-            gateway.store, window, baseline_model=baseline.model if baseline else None
+            gateway.store,
+            window,
+            baseline_model=baseline.model if baseline else None,
+            baselines=gateway.settings.baselines.all(),
         )
     except GatewayError as exc:
         return admin_error(exc, headers={"cache-control": "no-store"})

@@ -15,6 +15,7 @@ from crossroads.analytics import Report, ReportQuery, run_report
 from crossroads.analytics.moments import parse_moment
 from crossroads.analytics.result import money, percent
 from crossroads.errors import InvalidRequestError
+from crossroads.ledger.baseline import Baseline
 from crossroads.ledger.store import ROLLUP_INTERVALS, RollupReader
 
 __all__ = ["DEFAULT_SPAN", "MAX_BUCKETS", "Window", "dashboard_data", "parse_window"]
@@ -68,7 +69,11 @@ def parse_window(params: Mapping[str, str], now: datetime) -> Window:
 
 
 async def dashboard_data(
-    reader: RollupReader, window: Window, *, baseline_model: str | None = None
+    reader: RollupReader,
+    window: Window,
+    *,
+    baseline_model: str | None = None,
+    baselines: tuple[Baseline, ...] = (),
 ) -> dict[str, Any]:
     """Everything the page charts for `window`, JSON-ready: money and percentages as exact
     decimal strings, periods as UTC labels ('2026-11-30 14:00' by the hour, the day otherwise;
@@ -77,7 +82,7 @@ async def dashboard_data(
     series = (*span, window.interval)
     spend, savings, origin, weights, latency, overall, errors = await asyncio.gather(
         run_report("spend", reader, ReportQuery(*series, ("served_model",))),
-        run_report("savings", reader, ReportQuery(*series, ())),
+        run_report("savings", reader, ReportQuery(*series, (), baselines)),
         run_report("adoption", reader, ReportQuery(*series, ("origin_country",))),
         run_report("adoption", reader, ReportQuery(*series, ("open_weights",))),
         run_report("latency", reader, ReportQuery(*span, None, ("provider", "deployment"))),
@@ -93,6 +98,8 @@ async def dashboard_data(
                 "interval": period,
             },
             "baseline_model": baseline_model,
+            # Every baseline compared against, with the prices (dates, sources) it used.
+            "baselines": savings.summary.get("baselines", []),
             "totals": _totals(spend, savings, weights, overall, errors),
             "spend": _spend(spend, period),
             "savings": _savings(savings, period),
