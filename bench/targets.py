@@ -78,7 +78,7 @@ def crossroads_config(mock_port: int) -> str:
             f"  - name: {MODELS[mode]}",
             f"    provider: {MODELS[mode]}",
             f"    upstream_model: {payloads.UPSTREAM_MODEL}",
-            "    catalog_model: deepseek/deepseek-v3.2",
+            "    catalog_model: deepseek/deepseek-v4-pro",
         ]
     return "\n".join(lines) + "\n"
 
