@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import msgspec
 import yaml
 
 from crossroads.catalog import Catalog, Host, load_builtin
+from crossroads.config.otel_env import otlp_settings
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -176,9 +177,21 @@ def load_settings(
         max_json_depth=config.server.max_json_depth,
         max_model_name_chars=config.server.max_model_name_chars,
         edge=_edge(config, source),
+        otlp=otlp_settings(config.telemetry, env, _telemetry_error(source)),
     )
     _check_server(settings, source)
     return settings
+
+
+def _telemetry_error(source: _Source) -> Callable[[str, str], ConfigError]:
+    """Errors of the telemetry settings: at a key of the file, or naming the variable."""
+
+    def fail(where: str, message: str) -> ConfigError:
+        if where.startswith("$"):
+            return source.error(where, message)
+        return ConfigError(f"environment variable {where}: {message}")
+
+    return fail
 
 
 def _auto_providers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from crossroads.governance.gate import Gate
 from crossroads.ingress.body import DepthGauge
@@ -12,6 +13,9 @@ from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
+
+if TYPE_CHECKING:  # loaded only when OTLP export is on
+    from crossroads.telemetry.tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +32,4 @@ class Services:
     json_depth: DepthGauge = field(default_factory=DepthGauge)  # server.max_json_depth
     max_model_name_chars: int = 256  # server.max_model_name_chars
     inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace
+    tracing: Tracing | None = None  # OpenTelemetry spans and gen_ai metrics; None: off

@@ -141,7 +141,7 @@ async def _post(
     reading = False
     try:
         async with asyncio.timeout(timeout) as timer:
-            response = await session.post(url, data=data)
+            response = await session.post(url, data=data, headers=call.headers or None)
             if response.status >= 400:
                 raise await refusal(provider, response, read_error)
             if not whole:
