@@ -47,7 +47,9 @@ def telemetry(endpoint: str, **more: Any) -> dict[str, Any]:
 
 def request_span(spans: list[Span], request_id: str) -> Span:
     (found,) = [
-        s for s in spans if s.kind == "SERVER" and s.attributes["crossroads.request_id"] == request_id
+        s
+        for s in spans
+        if s.kind == "SERVER" and s.attributes["crossroads.request_id"] == request_id
     ]
     return found
 

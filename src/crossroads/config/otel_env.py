@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from crossroads.config.schema import TelemetrySection
@@ -39,7 +40,9 @@ def otlp_settings(
         wanted = any(env.get(name) for name in ENDPOINT_VARIABLES)
     if not wanted:
         return None
-    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or section.endpoint
+    base, base_where = _pick(
+        env, ("OTEL_EXPORTER_OTLP_ENDPOINT",), section.endpoint, "$.telemetry.endpoint"
+    )
     signals = {}
     for signal, on, explicit in (
         ("traces", section.traces, section.traces_endpoint),
@@ -49,21 +52,30 @@ def otlp_settings(
         exporter = env.get(f"OTEL_{upper}_EXPORTER", "otlp").strip().lower()
         if exporter not in ("otlp", "none"):
             raise fail(f"OTEL_{upper}_EXPORTER", f"{exporter!r} is not supported (otlp or none)")
-        protocol = (
-            env.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL")
-            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or section.protocol
+        protocol, where = _pick(
+            env,
+            (f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            section.protocol,
+            "$.telemetry.protocol",
         )
         if protocol != PROTOCOL:
             raise fail(
-                "$.telemetry.protocol",
+                where,
                 f"OTLP protocol {protocol!r} is not supported: the gateway exports "
                 f"{PROTOCOL} (every OpenTelemetry collector takes it, by default on port 4318)",
             )
-        url = env.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT") or explicit
+        url, where = _pick(
+            env,
+            (f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT",),
+            explicit,
+            f"$.telemetry.{signal}_endpoint",
+        )
         if url is None:
-            url = base.rstrip("/") + f"/v1/{signal}"
-        _check_url(url, signal, fail)
+            url, where = base.rstrip("/") + f"/v1/{signal}", base_where
+        if not url.startswith(("http://", "https://")):
+            raise fail(
+                where, f"the OTLP {signal} endpoint {url!r} is not an http:// or https:// URL"
+            )
         headers = _headers(env, f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", fail)
         if headers is None:
             headers = _headers(env, "OTEL_EXPORTER_OTLP_HEADERS", fail) or {}
@@ -71,14 +83,14 @@ def otlp_settings(
     timeout = section.timeout
     if env.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
         timeout = _number(env, "OTEL_EXPORTER_OTLP_TIMEOUT", fail) / 1000.0  # milliseconds
-    sampler = env.get("OTEL_TRACES_SAMPLER") or section.sampler
+    sampler, where = _pick(env, ("OTEL_TRACES_SAMPLER",), section.sampler, "$.telemetry.sampler")
     if sampler not in SAMPLERS:
-        raise fail("$.telemetry.sampler", f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
+        raise fail(where, f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
     ratio = section.sampler_arg
     if env.get("OTEL_TRACES_SAMPLER_ARG"):
         ratio = _number(env, "OTEL_TRACES_SAMPLER_ARG", fail)
     compression = env.get("OTEL_EXPORTER_OTLP_COMPRESSION") or section.compression
-    if compression not in ("none", "gzip"):
+    if compression not in ("none", "gzip"):  # the file's value is checked by its schema
         raise fail("OTEL_EXPORTER_OTLP_COMPRESSION", f"{compression!r} is not none or gzip")
     settings = OtlpSettings(
         traces_endpoint=signals["traces"][0],
@@ -123,12 +135,16 @@ def _check(s: OtlpSettings, fail: Fail) -> None:
             raise fail(f"$.telemetry.{key}", what)
 
 
-def _check_url(url: str, signal: str, fail: Fail) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise fail(
-            f"$.telemetry.{signal}_endpoint",
-            f"the OTLP {signal} endpoint {url!r} is not an http:// or https:// URL",
-        )
+def _pick(
+    env: Mapping[str, str], names: tuple[str, ...], default: str | None, key: str
+) -> tuple[Any, str]:
+    """The first of the variables `names` that is set, else the file's `default`; and where
+    the value came from (the variable, or the file's key path), for an error message."""
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value.strip(), name
+    return default, key
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
