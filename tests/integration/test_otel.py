@@ -370,3 +370,19 @@ def test_a_dead_or_hanging_collector_changes_nothing_for_clients(
     assert openai_client.chat.completions.create(model="m", messages=USER).choices
     gw.stop()
     assert len(gw.ledger()) == 41
+
+
+def test_with_export_off_nothing_is_added_upstream(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    gw = gateway(mock_config(mock.url))
+    assert gw.gateway.services.tracing is None
+    response = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "m", "messages": USER},
+        headers={"traceparent": TRACEPARENT},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    (seen,) = mock.requests()
+    assert "traceparent" not in seen["headers"]
