@@ -14,10 +14,11 @@ whether it was retried on the same deployment, fell back to another, or ended th
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from opentelemetry import trace
@@ -28,16 +29,41 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from crossroads.errors import GatewayError, UpstreamError
 from crossroads.ledger.record import LedgerRecord
-from crossroads.ledger.record import Status as RecordStatus
-from crossroads.providers.base import Completion, StreamChunk
+from crossroads.providers.base import NO_HEADERS, Completion, StreamChunk
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import Circuit
+from crossroads.routing.observer import AttemptWatch
 from crossroads.routing.router import OpenStream, Plan
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import genai
+from crossroads.telemetry.attributes import (
+    address,
+    deployment_attributes,
+    plan_attributes,
+    record_attributes,
+)
 from crossroads.telemetry.otlp import Exporters
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _quiet(method: F) -> F:
+    """Tracing never breaks a request: a fault in a hook the request path calls is logged and
+    the request goes on untraced (these hooks run inside the router's and the pipeline's own
+    error handling, where an exception would replace the request's real outcome)."""
+
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            log.exception("tracing hook %s failed; the request goes on", method.__qualname__)
+
+    return guarded  # type: ignore[return-value]
+
 
 # Bucket bounds the GenAI conventions give for each histogram ("SHOULD be specified with").
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
@@ -96,7 +122,7 @@ class Tracing:
         self.tracer: Tracer = provider.get_tracer("crossroads", version)
         meters = exporters.meter_provider
         self.metrics = GenAiMetrics(meters.get_meter("crossroads", version)) if meters else None
-        self.servers = {pid: _address(url) for pid, url in upstreams.items() if url}
+        self.servers = {pid: address(url) for pid, url in upstreams.items() if url}
 
     def request(self, headers: Mapping[str, str], endpoint: str) -> RequestSpan:
         """The span of a request that just arrived with `headers` (lower-case names)."""
@@ -130,6 +156,7 @@ class RequestSpan:
     def context(self) -> Context:
         return trace.set_span_in_context(self._span)
 
+    @_quiet
     def request_body(self, body: Mapping[str, Any], *, request_id: str) -> None:
         """Notes what the client asked for (and its messages, when content is captured)."""
         span = self._span
@@ -145,14 +172,19 @@ class RequestSpan:
         if tracing.capture:
             span.set_attributes(genai.input_messages(body, tracing.scrub, tracing.max_content))
 
-    def attempt(self, deployment: Deployment, circuit: Circuit) -> AttemptSpan:
-        """`AttemptObserver.attempt`: the attempt's CLIENT span, under the request span."""
-        previous = self._failed
-        if previous is not None:
-            same = previous.deployment.id == deployment.id
-            previous.end("retried" if same else "fell_back")
-            self._failed = None
-        return AttemptSpan(self, deployment, circuit)
+    def attempt(self, deployment: Deployment, circuit: Circuit) -> AttemptWatch:
+        """`AttemptObserver.attempt`: the attempt's CLIENT span, under the request span (or,
+        should making it fail, a watch that does nothing: the attempt goes on untraced)."""
+        try:
+            previous = self._failed
+            if previous is not None:
+                same = previous.deployment.id == deployment.id
+                previous.end("retried" if same else "fell_back")
+                self._failed = None
+            return AttemptSpan(self, deployment, circuit)
+        except Exception:
+            log.exception("tracing an attempt at %s failed; it goes on untraced", deployment.id)
+            return _UNWATCHED
 
     def failed(self, attempt: AttemptSpan) -> None:
         self._failed = attempt
@@ -160,6 +192,7 @@ class RequestSpan:
     def answered(self, attempt: AttemptSpan) -> None:
         self._answer = attempt
 
+    @_quiet
     def finish(self, record: LedgerRecord, plan: Plan | None, error: GatewayError | None) -> None:
         """Ends the request span with what its ledger record says. Never raises."""
         if self._failed is not None:
@@ -170,7 +203,7 @@ class RequestSpan:
         if answer is not None:
             answer.end("cancelled")  # a stream whose relay never read it; else a no-op
         if span.is_recording():
-            span.set_attributes(_record_attributes(record))
+            span.set_attributes(record_attributes(record))
             if answer is not None:
                 span.set_attributes(answer.response_attributes())
                 if self._tracing.capture and answer.text is not None:
@@ -184,7 +217,7 @@ class RequestSpan:
                         ),
                     )
             if plan is not None:
-                span.set_attributes(_plan_attributes(plan))
+                span.set_attributes(plan_attributes(plan))
         if error is not None:
             span.set_attribute("error.type", error.code or error.kind)
             span.set_status(Status(StatusCode.ERROR, error.message))
@@ -193,6 +226,7 @@ class RequestSpan:
         if metrics is not None:
             self._measure(metrics, record, answer)
 
+    @_quiet
     def refused(self, error: GatewayError) -> None:
         """Ends the span of a request refused before it has a ledger record (a 401)."""
         span = self._span
@@ -260,12 +294,13 @@ class AttemptSpan:
             f"{op} {deployment.upstream_model}",
             context=request.context,
             kind=SpanKind.CLIENT,
-            attributes=_deployment_attributes(tracing, op, deployment, circuit),
+            attributes=deployment_attributes(tracing.servers, op, deployment, circuit),
         )
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(self._span))
         self.headers = carrier
 
+    @_quiet
     def succeeded(self, answer: object) -> None:
         """`AttemptWatch.succeeded`: a whole answer ends the span now; a stream ends it when
         the stream ends (its chunks are watched for the finish reason and usage)."""
@@ -283,6 +318,7 @@ class AttemptSpan:
                 self.text = genai.completion_text(data)
         self.end("ok")
 
+    @_quiet
     def failed(self, error: BaseException) -> None:
         """`AttemptWatch.failed`: cancelled attempts end now; failed ones when the router has
         decided what follows (`RequestSpan.attempt` or `RequestSpan.finish`)."""
@@ -300,6 +336,7 @@ class AttemptSpan:
             span.set_attribute("error.type", self._error)
             self.end("cancelled")
 
+    @_quiet
     def end(self, outcome: str) -> None:
         """Ends the span (once) with `outcome`: ok, retried, fell_back, failed, stream_failed
         or cancelled; and counts its duration."""
@@ -384,6 +421,7 @@ class AttemptSpan:
             self.end(outcome)
             await chunks.aclose()  # type: ignore[attr-defined]
 
+    @_quiet
     def _chunk(self, chunk: StreamChunk, capture: bool, pieces: list[str]) -> None:
         if chunk.usage is not None:
             self.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
@@ -399,94 +437,16 @@ class AttemptSpan:
                     pieces.append(genai.delta_text(decoded))
 
 
-def _deployment_attributes(
-    tracing: Tracing, op: str, dep: Deployment, circuit: Circuit
-) -> dict[str, genai.AttributeValue]:
-    attrs: dict[str, genai.AttributeValue] = {
-        "gen_ai.operation.name": op,
-        "gen_ai.provider.name": genai.provider_name(
-            dep.host.id if dep.host else None, dep.provider
-        ),
-        "gen_ai.request.model": dep.upstream_model,
-        "crossroads.served_model": dep.model.id if dep.model else dep.name,
-        "crossroads.deployment": dep.id,
-        "crossroads.provider": dep.provider,
-        "crossroads.circuit.state": circuit.value,
-    }
-    server = tracing.servers.get(dep.provider)
-    if server is not None:
-        attrs["server.address"], attrs["server.port"] = server
-    if dep.maker is not None:
-        attrs["crossroads.model.maker"] = dep.maker.id
-        if dep.maker.country:
-            attrs["crossroads.model.origin_country"] = dep.maker.country
-    if dep.host is not None and dep.host.jurisdiction:
-        attrs["crossroads.host.jurisdiction"] = dep.host.jurisdiction
-    return attrs
+class _Unwatched:
+    """The watch of an attempt that could not be traced."""
+
+    headers: Mapping[str, str] = NO_HEADERS
+
+    def succeeded(self, answer: object) -> None:
+        pass
+
+    def failed(self, error: BaseException) -> None:
+        pass
 
 
-def _record_attributes(record: LedgerRecord) -> dict[str, genai.AttributeValue]:
-    """The request span's attributes from its ledger record (what the client was answered)."""
-    attrs: dict[str, genai.AttributeValue] = {
-        "http.response.status_code": record.http_status,
-        "crossroads.status": record.status.value,
-        "crossroads.stream": record.stream,
-        "crossroads.attempts": record.attempts,
-    }
-    if record.usage_source is not None:
-        attrs["gen_ai.usage.input_tokens"] = record.prompt_tokens
-        attrs["gen_ai.usage.output_tokens"] = record.completion_tokens
-        attrs["crossroads.usage.source"] = record.usage_source.value
-        if record.cached_tokens:
-            attrs["gen_ai.usage.cache_read.input_tokens"] = record.cached_tokens
-        if record.reasoning_tokens:
-            attrs["crossroads.usage.reasoning_tokens"] = record.reasoning_tokens
-    optional: tuple[tuple[str, object], ...] = (
-        ("crossroads.served_model", record.served_model),
-        ("crossroads.deployment", record.deployment),
-        ("crossroads.provider", record.provider),
-        ("crossroads.model.maker", record.maker),
-        ("crossroads.model.origin_country", record.origin_country),
-        ("crossroads.model.open_weights", record.open_weights),
-        ("crossroads.host.jurisdiction", record.host_jurisdiction),
-        ("crossroads.team_id", record.team_id),
-        ("crossroads.api_key_id", record.api_key_id),
-        ("crossroads.baseline.model", record.baseline_model),
-    )
-    for name, value in optional:
-        if value is not None:
-            attrs[name] = value  # type: ignore[assignment]
-    # Money as a float, as in Prometheus; the ledger keeps the exact Decimal amounts.
-    if record.cost_usd is not None and record.cost_usd.is_finite():
-        attrs["crossroads.cost_usd"] = float(record.cost_usd)
-    if record.baseline_cost_usd is not None and record.baseline_cost_usd.is_finite():
-        attrs["crossroads.baseline.cost_usd"] = float(record.baseline_cost_usd)
-    if record.status is RecordStatus.CANCELLED:
-        attrs["crossroads.cancelled"] = True
-    return attrs
-
-
-def _plan_attributes(plan: Plan) -> dict[str, genai.AttributeValue]:
-    """The routing decisions: the candidates in order, and what policy or the request's own
-    preferences left out, and why."""
-    attrs: dict[str, genai.AttributeValue] = {
-        "crossroads.route": plan.route.name,
-        "crossroads.routing.candidates": [d.id for d in plan.candidates],
-    }
-    if plan.policy_excluded:
-        attrs["crossroads.policy.excluded"] = [f"{d.id}: {why}" for d, why in plan.policy_excluded]
-    if plan.excluded:
-        attrs["crossroads.routing.excluded"] = [f"{d.id}: {why}" for d, why in plan.excluded]
-    if plan.tools_dropped:
-        attrs["crossroads.routing.tools_dropped"] = sorted(plan.tools_dropped)
-    return attrs
-
-
-def _address(url: str) -> tuple[str, int] | None:
-    """(host, port) of a base URL, the port made explicit from the scheme when absent."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None
-    return (parts.hostname, port) if parts.hostname else None
+_UNWATCHED = _Unwatched()
