@@ -205,7 +205,7 @@ class RequestSpan:
         if span.is_recording():
             span.set_attributes(record_attributes(record))
             if answer is not None:
-                span.set_attributes(answer.response_attributes())
+                span.set_attributes(answer.response_attributes(with_id=False))
                 if self._tracing.capture and answer.text is not None:
                     span.set_attribute(
                         "gen_ai.output.messages",
@@ -356,11 +356,11 @@ class AttemptSpan:
             end = time.perf_counter() if self._ended_at is None else self._failed_at
             metrics.operation.record(end - self._start, attrs)
 
-    def response_attributes(self) -> dict[str, genai.AttributeValue]:
+    def response_attributes(self, *, with_id: bool = True) -> dict[str, genai.AttributeValue]:
         out: dict[str, genai.AttributeValue] = {}
         if self.model is not None:
             out["gen_ai.response.model"] = self.model
-        if self.response_id is not None:
+        if with_id and self.response_id is not None:
             out["gen_ai.response.id"] = self.response_id
         if self.reasons:
             out["gen_ai.response.finish_reasons"] = self.reasons
@@ -378,7 +378,6 @@ class AttemptSpan:
                 dep.host.id if dep.host else None, dep.provider
             ),
             "gen_ai.request.model": dep.upstream_model,
-            "crossroads.deployment": dep.id,
         }
         if self.model is not None:
             out["gen_ai.response.model"] = self.model
