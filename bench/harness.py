@@ -142,11 +142,14 @@ class Bench:
             return lambda: mock
         if name == "nginx":
             return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
-        if name in ("crossroads", "crossroads-2w", "crossroads-otel"):
+        if name in ("crossroads", "crossroads-2w", "crossroads-otel", "crossroads-otel-sampled"):
             binary = Path(sys.executable).parent / "crossroads"
             workers = 2 if name == "crossroads-2w" else 1
-            otel = name == "crossroads-otel"
-            return lambda: targets.start_crossroads(self.workdir, mock_port, binary, workers, otel)
+            otel = name.startswith("crossroads-otel")
+            ratio = 0.1 if name == "crossroads-otel-sampled" else None
+            return lambda: targets.start_crossroads(
+                self.workdir, mock_port, binary, workers, otel, ratio
+            )
         if name == "litellm":
             return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
         if name == "portkey":
@@ -458,10 +461,11 @@ class Bench:
         for line in report.peer_lines(against_peers):
             say(line)
             md.append(line + "  ")
-        if self.args.interleave and len(names) == 2:
-            for line in report.pair_lines(self.runs, names[0], names[1], modes):
-                say(line)
-                md.append(line + "  ")
+        if self.args.interleave:
+            for other in names[1:]:
+                for line in report.pair_lines(self.runs, names[0], other, modes):
+                    say(line)
+                    md.append(line + "  ")
         for name, check in self.ledger.items():
             say(f"Ledger check, {name}: {json.dumps(check)}")
         if noisy:

@@ -17,6 +17,7 @@ LABELS = {
     "crossroads": "Crossroads",
     "crossroads-2w": "Crossroads (2 workers)",
     "crossroads-otel": "Crossroads, OTLP export on",
+    "crossroads-otel-sampled": "Crossroads, OTLP export on, 10% of traces sampled",
     "litellm": "LiteLLM proxy",
     "portkey": "Portkey gateway",
 }
@@ -290,9 +291,8 @@ def peer_lines(ratios: dict[str, dict[str, float]]) -> list[str]:
 
 
 def pair_lines(runs: Sequence[Any], base: str, other: str, modes: Sequence[str]) -> list[str]:
-    """`--interleave` with two targets: per repetition and mode, the second target's
-    throughput and CPU per request as ratios of the first's (runs at 50 connections, or the
-    first connection count run), and the median of those ratios."""
+    """`--interleave`: per repetition and mode, `other`'s throughput and CPU per request as
+    ratios of `base`'s (the first connection count run), and the median of those ratios."""
     kept = [r for r in runs if r.rep >= 0 and not r.discarded]
     lines = []
     for mode in modes:

@@ -59,11 +59,15 @@ def start_nginx_proxy(workdir: Path, mock_port: int) -> Target:
     return Target("nginx", "nginx reverse proxy", proc, port, dict(MOCK_PATHS), stop_signal=3)
 
 
-def otel_config(mock_port: int) -> str:
+def otel_config(mock_port: int, ratio: float | None = None) -> str:
     """The `telemetry` section of the crossroads-otel target: traces and metrics exported over
     OTLP/HTTP to the nginx mock's sink, every other setting at its default (all requests
-    sampled, a 2,048-span queue exported every 5 s or per 512 spans)."""
-    return f"telemetry:\n  enabled: true\n  endpoint: http://{HOST}:{mock_port}/otlp\n"
+    sampled, a 2,048-span queue exported every 5 s or per 512 spans); with `ratio`, only that
+    share of the traces is sampled (crossroads-otel-sampled: 0.1)."""
+    text = f"telemetry:\n  enabled: true\n  endpoint: http://{HOST}:{mock_port}/otlp\n"
+    if ratio is not None:
+        text += f"  sampler: parentbased_traceidratio\n  sampler_arg: {ratio}\n"
+    return text
 
 
 def crossroads_config(mock_port: int) -> str:
@@ -91,7 +95,12 @@ def crossroads_config(mock_port: int) -> str:
 
 
 def start_crossroads(
-    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1, otel: bool = False
+    workdir: Path,
+    mock_port: int,
+    crossroads_bin: Path,
+    workers: int = 1,
+    otel: bool = False,
+    ratio: float | None = None,
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
@@ -99,12 +108,14 @@ def start_crossroads(
     the mock's OTLP sink (target `crossroads-otel`)."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
     if otel:
-        name += "-otel"
+        name += "-otel" if ratio is None else "-otel-sampled"
     home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
-    config.write_text(crossroads_config(mock_port) + (otel_config(mock_port) if otel else ""))
+    config.write_text(
+        crossroads_config(mock_port) + (otel_config(mock_port, ratio) if otel else "")
+    )
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
@@ -116,7 +127,7 @@ def start_crossroads(
     _wait_ready(proc, port, "/readyz", timeout=30)
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
     if otel:
-        label += ", OTLP export on"
+        label += ", OTLP export on" if ratio is None else f", OTLP export on, {ratio:.0%} sampled"
     return Target(
         name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
     )
