@@ -58,6 +58,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
     p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="start every target at once and alternate them within each repetition "
+        "(on/off pairs, e.g. --targets crossroads,crossroads-otel)",
+    )
+    p.add_argument(
         "--connections", default=",".join(map(str, CONNECTIONS)), help="wrk connection counts"
     )
     p.add_argument("--threads", type=int, default=int(_env_float("BENCH_WRK_THREADS", 1)))
@@ -136,10 +142,14 @@ class Bench:
             return lambda: mock
         if name == "nginx":
             return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
-        if name in ("crossroads", "crossroads-2w"):
+        if name in ("crossroads", "crossroads-2w", "crossroads-otel", "crossroads-otel-sampled"):
             binary = Path(sys.executable).parent / "crossroads"
             workers = 2 if name == "crossroads-2w" else 1
-            return lambda: targets.start_crossroads(self.workdir, mock_port, binary, workers)
+            otel = name.startswith("crossroads-otel")
+            ratio = 0.1 if name == "crossroads-otel-sampled" else None
+            return lambda: targets.start_crossroads(
+                self.workdir, mock_port, binary, workers, otel, ratio
+            )
         if name == "litellm":
             return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
         if name == "portkey":
@@ -197,6 +207,49 @@ class Bench:
             self.sampler.forget(name)
         if _ours(name):
             self.check_ledger(target)
+
+    def bench_interleaved(self) -> None:
+        """`--interleave`: every target started at once, then each repetition runs every target
+        in turn, the order flipping from one repetition to the next (A B, B A, ...), so the
+        runs compared within a repetition saw the same machine. For on/off pairs such as
+        crossroads,crossroads-otel on a machine others share."""
+        started: list[Target] = []
+        try:
+            for name in self.args.targets:
+                say(f"==> {report.LABELS.get(name, name)}: starting")
+                self.target_git[name] = git_state()
+                target = self.starter(name)()
+                started.append(target)
+                say(f"    pid {target.process.pid}, port {target.port}")
+                self.sampler.watch(name, target.process.pid)
+                self.check_answers(target)
+            scripts = {
+                (t.name, mode): wrk.write_script(
+                    self.workdir / f"wrk-{t.name}-{mode}.lua", t.body(mode), t.headers.get(mode, {})
+                )
+                for t in started
+                for mode in self.args.modes
+            }
+            if self.args.warmup > 0:
+                for t in started:
+                    for mode in self.args.modes:
+                        script = scripts[(t.name, mode)]
+                        self.runs.append(self.one(t, mode, 50, -1, script, warmup=True))
+            for rep in range(self.args.reps):
+                order = started if rep % 2 == 0 else started[::-1]
+                for mode in self.args.modes:
+                    for t in order:
+                        for conns in self.args.connections:
+                            script = scripts[(t.name, mode)]
+                            self.runs.append(self.one(t, mode, conns, rep, script))
+        finally:
+            for t in started:
+                if t is not self.mock:
+                    self.stop(t)
+                self.sampler.forget(t.name)
+        for t in started:
+            if _ours(t.name):
+                self.check_ledger(t)
 
     def one(
         self,
@@ -333,7 +386,9 @@ class Bench:
         self.sampler.watch("mock", self.mock.process.pid)
         say(f"==> nginx mock upstream on 127.0.0.1:{self.mock.port} (pid {self.mock.process.pid})")
         try:
-            for name in self.args.targets:
+            if self.args.interleave:
+                self.bench_interleaved()
+            for name in [] if self.args.interleave else self.args.targets:
                 try:
                     self.bench_target(name)
                 except RuntimeError as exc:
@@ -406,6 +461,11 @@ class Bench:
         for line in report.peer_lines(against_peers):
             say(line)
             md.append(line + "  ")
+        if self.args.interleave:
+            for other in names[1:]:
+                for line in report.pair_lines(self.runs, names[0], other, modes):
+                    say(line)
+                    md.append(line + "  ")
         for name, check in self.ledger.items():
             say(f"Ledger check, {name}: {json.dumps(check)}")
         if noisy:

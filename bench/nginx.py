@@ -84,6 +84,13 @@ def mock_config(prefix: Path, port: int) -> str:
             default_type text/event-stream;
             return 200 "{joined}";
         }}
+        location ^~ /otlp/v1/ {{
+            # An OTLP/HTTP sink for the crossroads-otel target: an empty body is a valid
+            # Export*ServiceResponse; the exported batch is read and dropped.
+            client_max_body_size 64m;
+            default_type application/x-protobuf;
+            return 200 "";
+        }}
         location / {{ return 404; }}
     }}
 }}

@@ -16,6 +16,8 @@ LABELS = {
     "nginx": "nginx proxy",
     "crossroads": "Crossroads",
     "crossroads-2w": "Crossroads (2 workers)",
+    "crossroads-otel": "Crossroads, OTLP export on",
+    "crossroads-otel-sampled": "Crossroads, OTLP export on, 10% of traces sampled",
     "litellm": "LiteLLM proxy",
     "portkey": "Portkey gateway",
 }
@@ -285,4 +287,31 @@ def peer_lines(ratios: dict[str, dict[str, float]]) -> list[str]:
             for name, value in entry.items()
         )
         lines.append(f"{LABELS.get(ours, ours)} vs {LABELS.get(peer, peer)}, {mode}: {figures}")
+    return lines
+
+
+def pair_lines(runs: Sequence[Any], base: str, other: str, modes: Sequence[str]) -> list[str]:
+    """`--interleave`: per repetition and mode, `other`'s throughput and CPU per request as
+    ratios of `base`'s (the first connection count run), and the median of those ratios."""
+    kept = [r for r in runs if r.rep >= 0 and not r.discarded]
+    lines = []
+    for mode in modes:
+        rps, cpu = [], []
+        for rep in sorted({r.rep for r in kept}):
+            a = [r for r in kept if (r.target, r.mode, r.rep) == (base, mode, rep)]
+            b = [r for r in kept if (r.target, r.mode, r.rep) == (other, mode, rep)]
+            if not a or not b or not a[0].wrk.rps or not a[0].cpu_ms_per_request:
+                continue
+            rps.append(b[0].wrk.rps / a[0].wrk.rps)
+            cpu.append((b[0].cpu_ms_per_request or 0) / a[0].cpu_ms_per_request)
+            lines.append(
+                f"pair {rep + 1} {mode}: {other}/{base} req/s {rps[-1]:.3f}, CPU per request "
+                f"{cpu[-1]:.3f} ({a[0].cpu_ms_per_request:.4f} -> "
+                f"{b[0].cpu_ms_per_request or 0:.4f} ms)"
+            )
+        if rps:
+            lines.append(
+                f"median over {len(rps)} pairs, {mode}: req/s x{statistics.median(rps):.3f}, "
+                f"CPU per request x{statistics.median(cpu):.3f}"
+            )
     return lines

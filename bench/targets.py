@@ -59,6 +59,17 @@ def start_nginx_proxy(workdir: Path, mock_port: int) -> Target:
     return Target("nginx", "nginx reverse proxy", proc, port, dict(MOCK_PATHS), stop_signal=3)
 
 
+def otel_config(mock_port: int, ratio: float | None = None) -> str:
+    """The `telemetry` section of the crossroads-otel target: traces and metrics exported over
+    OTLP/HTTP to the nginx mock's sink, every other setting at its default (all requests
+    sampled, a 2,048-span queue exported every 5 s or per 512 spans); with `ratio`, only that
+    share of the traces is sampled (crossroads-otel-sampled: 0.1)."""
+    text = f"telemetry:\n  enabled: true\n  endpoint: http://{HOST}:{mock_port}/otlp\n"
+    if ratio is not None:
+        text += f"  sampler: parentbased_traceidratio\n  sampler_arg: {ratio}\n"
+    return text
+
+
 def crossroads_config(mock_port: int) -> str:
     """Two providers, one per mock path, each pretending to be the DeepSeek host so that every
     record is priced as in production; the key comes from the environment as the config rules
@@ -84,17 +95,27 @@ def crossroads_config(mock_port: int) -> str:
 
 
 def start_crossroads(
-    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1
+    workdir: Path,
+    mock_port: int,
+    crossroads_bin: Path,
+    workers: int = 1,
+    otel: bool = False,
+    ratio: float | None = None,
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
-    off. Port 0: the banner says which port it got."""
+    off. Port 0: the banner says which port it got. `otel`: with OpenTelemetry export on, to
+    the mock's OTLP sink (target `crossroads-otel`)."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
+    if otel:
+        name += "-otel" if ratio is None else "-otel-sampled"
     home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
-    config.write_text(crossroads_config(mock_port))
+    config.write_text(
+        crossroads_config(mock_port) + (otel_config(mock_port, ratio) if otel else "")
+    )
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
@@ -105,6 +126,8 @@ def start_crossroads(
     port = _wait_for(proc, lambda: _banner_port(proc.log), timeout=60, what="the Crossroads banner")
     _wait_ready(proc, port, "/readyz", timeout=30)
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
+    if otel:
+        label += ", OTLP export on" if ratio is None else f", OTLP export on, {ratio:.0%} sampled"
     return Target(
         name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import yaml
 
 from crossroads.catalog import Catalog, Host, Model, Offering, load_builtin
 from crossroads.catalog.model import QUANTIZATIONS
+from crossroads.config.otel_env import otlp_settings
 from crossroads.config.schema import (
     ConfigFile,
     EmbeddedSection,
@@ -174,6 +175,7 @@ def load_settings(
         max_model_name_chars=config.server.max_model_name_chars,
         edge=_edge(config, source),
         responses=_responses(config, source),
+        otlp=otlp_settings(config.telemetry, env, _telemetry_error(source)),
     )
     _check_server(settings, source)
     return settings
@@ -262,6 +264,17 @@ def _successor(catalog: Catalog, model: Model, host_id: str, today: date) -> Off
         if offering is not None and live and (offering.retired is None or offering.retired > today):
             return offering
     return None
+
+
+def _telemetry_error(source: _Source) -> Callable[[str, str], ConfigError]:
+    """Errors of the telemetry settings: at a key of the file, or naming the variable."""
+
+    def fail(where: str, message: str) -> ConfigError:
+        if where.startswith("$"):
+            return source.error(where, message)
+        return ConfigError(f"environment variable {where}: {message}")
+
+    return fail
 
 
 def _auto_providers(

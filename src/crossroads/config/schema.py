@@ -187,6 +187,34 @@ class ResponsesSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_stored_bytes: int = 16 * 1024 * 1024
 
 
+class TelemetrySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """OpenTelemetry export over OTLP/HTTP (README, "Traces and metrics over OpenTelemetry").
+    The standard OTEL_* environment variables override these keys."""
+
+    # null: on when an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set; false: off whatever is set.
+    enabled: bool | None = None
+    # The collector's OTLP/HTTP base URL: /v1/traces and /v1/metrics are added to it.
+    endpoint: str = "http://localhost:4318"
+    traces_endpoint: str | None = None  # full URLs, used as they are
+    metrics_endpoint: str | None = None
+    traces: bool = True  # export spans
+    metrics: bool = True  # export the gen_ai.* metrics
+    protocol: str = "http/protobuf"  # the only one supported
+    timeout: float = 10.0  # seconds one export may take
+    compression: Literal["none", "gzip"] = "none"
+    service_name: str = "crossroads"
+    sampler: str = "parentbased_always_on"  # as OTEL_TRACES_SAMPLER
+    sampler_arg: float = 1.0  # the traceidratio samplers' ratio
+    max_queue_size: int = 2048  # spans waiting for export; more are dropped, never waited for
+    max_export_batch_size: int = 512
+    schedule_delay: float = 5.0  # seconds between span exports
+    metric_interval: float = 60.0  # seconds between metric exports
+    # Prompts and completions on spans (gen_ai.input.messages, ...), scrubbed of the gateway's
+    # secrets and cut to max_content_chars. Off: spans carry no content at all.
+    capture_content: bool = False
+    max_content_chars: int = 16384
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = ServerSection()
     embedded: EmbeddedSection = EmbeddedSection()
@@ -207,3 +235,4 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     catalog: dict[str, list[Any]] = {}
     # Providers from the catalog whose key variable is set are added automatically unless false.
     auto_providers: bool = True
+    telemetry: TelemetrySection = TelemetrySection()

@@ -15,6 +15,7 @@ from crossroads.routing.deployment import Deployment
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.table import Alias
 from crossroads.scrub import DEFAULT_MAX_MESSAGE_CHARS, Scrubber, url_credentials
+from crossroads.telemetry.otlp import OtlpSettings
 
 # Provider headers whose values are credentials (Authorization, x-api-key, api-key, ...).
 _CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie")
@@ -82,11 +83,12 @@ class Settings:
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
+    otlp: OtlpSettings | None = None  # OpenTelemetry export; None: off
 
     def scrubber(self) -> Scrubber:
         """The scrubber of every secret configured here: each provider's API key and
-        credential headers, the admin key, and the user and password of the PostgreSQL and
-        Redis URLs (see `crossroads.scrub`)."""
+        credential headers, the admin key, the OTLP exporter's header values, and the user
+        and password of the PostgreSQL and Redis URLs (see `crossroads.scrub`)."""
         secrets: list[str] = [self.admin_key] if self.admin_key else []
         users: list[str] = []
         for spec in self.providers:
@@ -94,6 +96,10 @@ class Settings:
                 secrets.append(spec.api_key)
             for name, value in spec.headers.items():
                 if any(word in name.lower() for word in _CREDENTIAL_HEADER_WORDS):
+                    secrets += [value, value.rpartition(" ")[2]]
+        if self.otlp is not None:  # a collector vendor's API key travels in these
+            for headers in (self.otlp.traces_headers, self.otlp.metrics_headers):
+                for value in headers.values():
                     secrets += [value, value.rpartition(" ")[2]]
         for url in (self.postgres_url, self.redis_url):
             if url:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -20,10 +20,13 @@ from crossroads.governance.principal import Principal
 from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
-from crossroads.ledger.record import Status
+from crossroads.ledger.record import LedgerRecord, Status
 from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
+
+if TYPE_CHECKING:
+    from crossroads.telemetry.tracing import RequestSpan
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +148,27 @@ class Call:
     `crossroads.ingress.relay.StreamRelay`, which takes the call over (`hand_off`). A request
     refused for a missing or invalid key ends without a ledger record: it is counted in
     `crossroads_auth_failures_total` instead, so a flood of wrong keys cannot grow the
-    ledger."""
+    ledger. With tracing on, the call's `span` (its OpenTelemetry SERVER span) watches the
+    router's attempts and ends with the ledger record."""
 
-    __slots__ = ("_ended", "_handed_off", "admitted", "exchange", "services", "trace", "usage")
+    __slots__ = (
+        "_ended",
+        "_handed_off",
+        "admitted",
+        "exchange",
+        "services",
+        "span",
+        "trace",
+        "usage",
+    )
 
     def __init__(self, request: Request, endpoint: str) -> None:
         self.services: Services = request.app.state.services
         self.exchange = Exchange(endpoint)
+        tracing = self.services.tracing
+        self.span: RequestSpan | None = (
+            tracing.request(headers_of(request), endpoint) if tracing is not None else None
+        )
         self.trace: Trace | None = None
         self.admitted: Admitted | None = None
         self.usage: Usage | None = None  # set as soon as an upstream has answered
@@ -223,6 +240,8 @@ class Call:
                     code="model_name_too_long",
                 )
         self.exchange.stream = data.get("stream") is True
+        if self.span is not None:
+            self.span.request_body(data, request_id=self.exchange.request_id)
         options = parse_routing_options(
             data, prompt_tokens=len(raw) // 4, started_at=self.exchange.created_at
         )
@@ -240,7 +259,9 @@ class Call:
         body: Mapping[str, Any] | None = None,
     ) -> Admitted:
         """`admit` for this call; the trace exists before, so a refusal still reports it."""
-        self.trace = Trace(request_id=self.exchange.request_id, deadline=float("inf"))
+        self.trace = Trace(
+            request_id=self.exchange.request_id, deadline=float("inf"), observer=self.span
+        )
         self.admitted = await admit(
             self.services,
             request,
@@ -280,9 +301,11 @@ class Call:
         self._ended = True
         if isinstance(error, AuthenticationError) and self.exchange.api_key_id is None:
             self.services.metrics.auth_failure(error.code)
+            if self.span is not None:
+                self.span.refused(error)
             return
         admission = self.admitted.admission if self.admitted else None
-        finish(
+        record = finish(
             self.services,
             self.exchange,
             self.trace,
@@ -291,6 +314,8 @@ class Call:
             usage=usage,
             error=error,
         )
+        if self.span is not None:
+            self.span.finish(record, self.admitted.plan if self.admitted else None, error)
 
 
 def internal_error() -> GatewayError:
@@ -307,11 +332,12 @@ def finish(
     status: Status,
     usage: Usage | None = None,
     error: GatewayError | None = None,
-) -> None:
-    """Submits the request's one ledger record and settles its budget reservation. Never
-    awaits and never raises: it runs in `finally` blocks on every path. An `error` is scrubbed
-    of the gateway's secrets in place first, so the answer made from it afterwards is clean
-    too (the router scrubbed upstream errors already; this also covers every other one)."""
+) -> LedgerRecord:
+    """Submits the request's one ledger record, settles its budget reservation, and returns
+    the record. Never awaits and never raises: it runs in `finally` blocks on every path. An
+    `error` is scrubbed of the gateway's secrets in place first, so the answer made from it
+    afterwards is clean too (the router scrubbed upstream errors already; this also covers
+    every other one)."""
     if error is not None:
         services.scrub.error(error)
     baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
@@ -330,3 +356,4 @@ def finish(
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens
     )
+    return record

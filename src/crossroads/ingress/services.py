@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from crossroads.governance.gate import Gate
 from crossroads.ingress.body import DepthGauge
@@ -13,6 +14,9 @@ from crossroads.ledger.writer import LedgerWriter
 from crossroads.routing.router import Router
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
+
+if TYPE_CHECKING:  # loaded only when OTLP export is on
+    from crossroads.telemetry.tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +34,4 @@ class Services:
     max_model_name_chars: int = 256  # server.max_model_name_chars
     inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # stored ones
+    tracing: Tracing | None = None  # OpenTelemetry spans and gen_ai metrics; None: off

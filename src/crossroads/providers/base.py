@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from crossroads.schemas import Usage
 from crossroads.schemas.chat_wire import ChatChunk
+
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""`UpstreamCall.headers` of an attempt that adds none (one shared, read-only, empty map)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +56,14 @@ class UpstreamCall:
     `body` is an OpenAI-format chat request whose `model` is already the upstream's own model id;
     adapters may copy it but must not mutate it (the router reuses it for the next attempt).
     `deadline` is an `asyncio` loop time by which the whole attempt must be over.
+    `headers` go with the HTTP request, besides the adapter's own (the W3C `traceparent` of the
+    attempt when tracing is on); adapters that make no HTTP request ignore them.
     """
 
     body: Mapping[str, Any]
     deadline: float
     request_id: str
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

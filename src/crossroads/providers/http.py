@@ -148,7 +148,7 @@ async def _post(
             # Bodies above aiohttp's 1 MiB mark go as a stream it writes in pieces (a plain
             # bytes body that large is written in one go, and aiohttp warns about it).
             body = data if len(data) <= LARGE_BODY else io.BytesIO(data)
-            response = await session.post(url, data=body)
+            response = await session.post(url, data=body, headers=call.headers or None)
             if response.status >= 400:
                 raise await refusal(provider, response, read_error)
             if not whole:

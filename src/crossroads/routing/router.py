@@ -35,6 +35,7 @@ from crossroads.errors import (
     UpstreamError,
 )
 from crossroads.providers.base import (
+    NO_HEADERS,
     Completion,
     Embeddings,
     Provider,
@@ -44,6 +45,7 @@ from crossroads.providers.base import (
 )
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import Circuit, HealthBoard
+from crossroads.routing.observer import AttemptObserver
 from crossroads.routing.options import DEFAULT_OPTIONS, RoutingOptions
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.strategy import allowed, order
@@ -69,6 +71,7 @@ class Trace:
     attempts: int = 0
     deployment: Deployment | None = None  # the one that answered, or the last one tried
     errors: list[str] = field(default_factory=list)
+    observer: AttemptObserver | None = None  # told of each attempt (tracing); None: nobody
 
 
 @dataclass(slots=True)
@@ -402,15 +405,21 @@ class Router:
                 raise self._deadline(plan, state.last)
             trace.attempts += 1
             trace.deployment = dep
+            watch = None
+            if trace.observer is not None:
+                watch = trace.observer.attempt(dep, self.health.get(dep.id).state)
             call = UpstreamCall(
                 body={**body, "model": dep.upstream_model},
                 deadline=trace.deadline,
                 request_id=trace.request_id,
+                headers=watch.headers if watch is not None else NO_HEADERS,
             )
             try:
-                return True, await attempt(dep, call)
+                result = await attempt(dep, call)
             except UpstreamError as exc:
                 self.scrub.upstream(exc)
+                if watch is not None:
+                    watch.failed(exc)
                 log.debug("deployment %s failed (attempt %d): %s", dep.id, retry + 1, exc.message)
                 trace.errors.append(f"{dep.id}: {exc.message}")
                 state.last = exc
@@ -434,9 +443,15 @@ class Router:
                 if delay is None or loop.time() + delay >= trace.deadline:
                     return False, None
                 await asyncio.sleep(delay)
-            except BaseException:
+            except BaseException as exc:
+                if watch is not None:
+                    watch.failed(exc)
                 self.health.release(dep.id)
                 raise
+            else:
+                if watch is not None:
+                    watch.succeeded(result)
+                return True, result
         return False, None
 
     def _delay(self, retry: int, exc: UpstreamError) -> float | None:

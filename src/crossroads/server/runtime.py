@@ -14,9 +14,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
+from crossroads import __version__
 from crossroads.config import Settings
 from crossroads.governance.counters import Counters, MemoryCounters
 from crossroads.governance.gate import Gate
@@ -40,8 +42,11 @@ from crossroads.providers.registry import load_factory
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
-from crossroads.scrub import scrubbing_logs
+from crossroads.scrub import Scrubber, scrubbing_logs
 from crossroads.telemetry import GatewayMetrics
+
+if TYPE_CHECKING:
+    from crossroads.telemetry.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,22 @@ def counters(settings: Settings) -> Counters:
     return MemoryCounters()
 
 
+def _tracing(settings: Settings, scrub: Scrubber) -> Tracing | None:
+    """OpenTelemetry spans and metrics exported over OTLP, when configured; else None, and the
+    SDK is never imported."""
+    if settings.otlp is None:
+        return None
+    from crossroads.telemetry.otlp import Exporters
+    from crossroads.telemetry.tracing import Tracing
+
+    return Tracing(
+        Exporters(settings.otlp, __version__),
+        {spec.id: spec.base_url for spec in settings.providers},
+        scrub,
+        __version__,
+    )
+
+
 class Gateway:
     def __init__(self, settings: Settings, store: LedgerStore | None = None) -> None:
         """Builds everything that needs no I/O. Raises ConfigError for an unknown provider
@@ -99,6 +120,7 @@ class Gateway:
             refresh_interval=settings.key_refresh_interval,
             limits_backend=settings.limits_backend,
         )
+        self.tracing = _tracing(settings, self.scrub)
         self.services = Services(
             gate=self.gate,
             router=self.router,
@@ -116,6 +138,7 @@ class Gateway:
                 retention_days=settings.responses.retention_days,
                 max_bytes=settings.responses.max_stored_bytes,
             ),
+            tracing=self.tracing,
         )
         self.ready = False
         self.unsaved_records = 0
@@ -164,6 +187,8 @@ class Gateway:
             await self.gate.aclose()
             await self.services.responses.aclose()
             await self._drain_ledger()
+            if self.tracing is not None and self.settings.otlp is not None:
+                await self.tracing.aclose(within=self.settings.otlp.timeout)
 
     async def _replay_recovery_files(self) -> None:
         """Writes what an earlier run spilled. A store that refuses leaves the files for the

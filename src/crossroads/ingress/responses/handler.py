@@ -104,6 +104,8 @@ async def _create(call: Call, request: Request) -> Response:
             )
         history = tagged(previous.items(), "previous_response", ITEMS, what="stored item")
     converted = to_chat_request(req, history)
+    if call.span is not None:  # the neutral form: spans read `messages`, not `input`
+        call.span.request_body(converted.body, request_id=call.exchange.request_id)
     admitted = await call.admit(
         request,
         principal,
