@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
 from crossroads.ledger.baseline import Baseline, Baselines
 from crossroads.providers.base import ProviderSpec, Timeouts
+from crossroads.quality.settings import CaptureRules, QualitySettings, ShadowRoute
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
 from crossroads.routing.policy import RoutingPolicy
@@ -177,6 +178,7 @@ def load_settings(
         max_model_name_chars=config.server.max_model_name_chars,
         edge=_edge(config, source),
         responses=_responses(config, source),
+        quality=_quality(config, aliases.keys() | {d.name for d in deployments}, source),
     )
     _check_server(settings, source)
     return settings
@@ -189,6 +191,41 @@ def _responses(config: ConfigFile, source: _Source) -> ResponsesSettings:
     if section.max_stored_bytes < 1024:
         raise source.error("$.responses.max_stored_bytes", "must be at least 1024")
     return ResponsesSettings(section.store, section.retention_days, section.max_stored_bytes)
+
+
+def _quality(config: ConfigFile, served: Collection[str], source: _Source) -> QualitySettings:
+    capture = config.quality.capture
+    if not 0.0 <= capture.sample <= 1.0:
+        raise source.error("$.quality.capture.sample", "must be a share between 0 and 1")
+    if not capture.retention_days > 0:
+        raise source.error("$.quality.capture.retention_days", "must be a number of days above 0")
+    if capture.max_bytes < 1024 * 1024:
+        raise source.error("$.quality.capture.max_bytes", "must be at least 1048576")
+    routes = []
+    for i, route in enumerate(config.quality.shadow):
+        where = f"$.quality.shadow[{i}]"
+        for name in ("model", "candidate"):
+            if getattr(route, name) not in served:
+                raise source.error(f"{where}.{name}", "is not a served model name or alias")
+        if not 0.0 <= route.sample <= 1.0:
+            raise source.error(f"{where}.sample", "must be a share between 0 and 1")
+        if route.max_in_flight < 1 or not route.budget_usd >= 0:
+            raise source.error(where, "max_in_flight must be 1 or more, budget_usd 0 or more")
+        routes.append(
+            ShadowRoute(
+                route.model, route.candidate, route.sample, route.max_in_flight, route.budget_usd
+            )
+        )
+    rules = CaptureRules(
+        enabled=capture.enabled,
+        sample=capture.sample,
+        keys=frozenset(capture.keys),
+        teams=frozenset(capture.teams),
+        models=frozenset(capture.models),
+        retention_days=capture.retention_days,
+        max_bytes=capture.max_bytes,
+    )
+    return QualitySettings(capture=rules, shadow=tuple(routes))
 
 
 def _auto_providers(

@@ -21,6 +21,7 @@ from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
+from crossroads.quality.capture import TASK_HEADER
 from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
@@ -47,6 +48,10 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
 
 
 DROPPED_HEADER = "x-crossroads-dropped-params"
+EVAL_HEADER = "x-crossroads-eval"
+"""Marks replay, shadow and judge traffic: its record goes to the eval ledger, apart from
+production in every report. Budgets and policies apply to it as to any request."""
+CAPTURED_ENDPOINTS = frozenset({"chat.completions", "messages", "responses"})
 
 
 def dropped_header(names: tuple[str, ...]) -> dict[str, str]:
@@ -147,7 +152,16 @@ class Call:
     `crossroads_auth_failures_total` instead, so a flood of wrong keys cannot grow the
     ledger."""
 
-    __slots__ = ("_ended", "_handed_off", "admitted", "exchange", "services", "trace", "usage")
+    __slots__ = (
+        "_capture",
+        "_ended",
+        "_handed_off",
+        "admitted",
+        "exchange",
+        "services",
+        "trace",
+        "usage",
+    )
 
     def __init__(self, request: Request, endpoint: str) -> None:
         self.services: Services = request.app.state.services
@@ -157,6 +171,7 @@ class Call:
         self.usage: Usage | None = None  # set as soon as an upstream has answered
         self._ended = False
         self._handed_off = False
+        self._capture: tuple[bytes, str | None] | None = None  # (request body, task tag)
 
     async def run(self, request: Request, work: Work, errors: ErrorShape) -> Response:
         """`work(self, request)`'s response, with the call ended on every way out: a
@@ -200,7 +215,26 @@ class Call:
                 "%s request %s ended unrecorded", self.exchange.endpoint, self.exchange.request_id
             )
             self.failed(internal_error())
+        if self._capture is not None and response.status_code == 200:
+            self._captured(response)
         return response
+
+    def _captured(self, response: Response) -> None:
+        """Hands the request, and a whole answer (a stream's is not kept), to the capture
+        writer, which never blocks nor raises."""
+        raw, task = self._capture or (b"", None)
+        body = getattr(response, "body", None)  # a stream (StreamRelay) has none
+        exchange = self.exchange
+        self.services.capture.offer(
+            request_id=exchange.request_id,
+            endpoint=exchange.endpoint,
+            key_id=exchange.api_key_id,
+            team_id=exchange.team_id,
+            model=exchange.requested_model,
+            task=task,
+            request=raw,
+            response=body if isinstance(body, bytes) else None,
+        )
 
     async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:
         """Authenticates, counts the request against the key's requests-per-minute limits,
@@ -223,6 +257,13 @@ class Call:
                     code="model_name_too_long",
                 )
         self.exchange.stream = data.get("stream") is True
+        headers = headers_of(request)
+        if EVAL_HEADER in headers:  # replay, shadow and judge traffic: the eval ledger's
+            self.exchange.eval_run = headers[EVAL_HEADER][:64] or "eval"
+        elif self.exchange.endpoint in CAPTURED_ENDPOINTS and self.services.capture.wants(
+            principal.key_id, principal.team_id, self.exchange.requested_model
+        ):
+            self._capture = (raw, headers.get(TASK_HEADER))
         return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
 
     async def admit(
@@ -313,14 +354,17 @@ def finish(
         services.scrub.error(error)
     baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
     record = exchange.record(trace, status=status, usage=usage, error=error, baseline=baseline)
+    ledger = services.ledger
+    if exchange.eval_run is not None and services.eval_ledger is not None:
+        ledger = services.eval_ledger
     try:
         try:
-            services.ledger.submit(record)
+            ledger.submit(record)
         except ValueError as exc:  # a record no store could hold: keep the request, not usage
             log.error(
                 "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
             )
-            services.ledger.submit(exchange.record(trace, status=status, error=error))
+            ledger.submit(exchange.record(trace, status=status, error=error))
     except RuntimeError:  # the writer has closed: a request outlived shutdown; logged there
         pass
     services.metrics.observe(record)

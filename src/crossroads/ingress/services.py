@@ -10,6 +10,8 @@ from crossroads.ingress.inflight import InFlight
 from crossroads.ingress.responses.store import ResponseStore
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
+from crossroads.quality.capture import CaptureWriter
+from crossroads.quality.settings import CaptureRules
 from crossroads.routing.router import Router
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
@@ -30,3 +32,8 @@ class Services:
     max_model_name_chars: int = 256  # server.max_model_name_chars
     inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # stored ones
+    # quality.capture: sampled request and answer bodies (off by default)
+    capture: CaptureWriter = field(
+        default_factory=lambda: CaptureWriter(None, CaptureRules(), Scrubber())
+    )
+    eval_ledger: LedgerWriter | None = None  # replay, shadow and judge records go here
