@@ -16,8 +16,7 @@ from conftest import GatewayFactory, client
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread
-from crossroads.quality.store import QUALITY_FILE, QualityStore
-from crossroads.server.runtime import EVAL_LEDGER_FILE
+from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE, QualityStore
 from support.gateway import GatewayThread
 
 PLANTED = "sk-proj-abcdefghijklmnopqrstuvwx0123456789"

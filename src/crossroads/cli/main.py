@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from crossroads import __version__
 from crossroads.analytics import REPORT_KINDS
 from crossroads.cli import (
+    eval_cmd,
     governance_cmd,
     models_cmd,
     report_cmd,
@@ -107,7 +108,10 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="spend, savings, adoption, latency and error reports from the ledger"
     )
-    report.add_argument("kind", nargs="?", choices=list(REPORT_KINDS), help="the report")
+    report.add_argument("kind", nargs="?", choices=[*REPORT_KINDS, "switch"], help="the report")
+    report.add_argument("--from", dest="source", metavar="MODEL", help="switch: served name now")
+    report.add_argument("--to", dest="target", metavar="MODEL", help="switch: the candidate")
+    report.add_argument("--run", help="switch: only this replay or shadow run")
     report.add_argument("--config", help="YAML config file (for its data_dir)")
     report.add_argument("--data-dir", help="where the ledger lives")
     report.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")
@@ -146,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
     whatif.set_defaults(func=whatif_cmd.run)
 
     governance_cmd.add_parsers(sub)
+    eval_cmd.add_parsers(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from crossroads.analytics import Report, ReportQuery, resolve_dimensions, run_report
 from crossroads.analytics.result import display
+from crossroads.cli import eval_cmd
 from crossroads.cli.tables import render, to_json
 from crossroads.cli.usage_cmd import parse_since
 from crossroads.config import load_settings
@@ -90,6 +91,8 @@ async def _main(args: argparse.Namespace, query: ReportQuery) -> Report | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "switch":
+        return eval_cmd.report_switch(args)
     if args.kind is None and not args.rebuild_rollups:
         raise ConfigError(
             "name a report (spend, savings, adoption, latency, errors) or pass --rebuild-rollups"

@@ -14,9 +14,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["QUALITY_FILE", "Answer", "Captured", "QualityStore", "Verdict"]
+__all__ = ["EVAL_LEDGER_FILE", "QUALITY_FILE", "Answer", "Captured", "QualityStore", "Verdict"]
 
 QUALITY_FILE = "quality.sqlite3"
+EVAL_LEDGER_FILE = "eval-ledger.sqlite3"
+"""The ledger of eval traffic (replay, shadow, judge), in the data directory, apart from the
+production ledger so that no production report counts it."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS captures (

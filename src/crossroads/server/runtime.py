@@ -33,7 +33,7 @@ from crossroads.ledger.writer import LedgerWriter
 from crossroads.providers.base import Provider
 from crossroads.providers.registry import load_factory
 from crossroads.quality.capture import CaptureWriter
-from crossroads.quality.store import QUALITY_FILE
+from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
@@ -43,7 +43,6 @@ from crossroads.telemetry import GatewayMetrics
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "ledger.sqlite3"
-EVAL_LEDGER_FILE = "eval-ledger.sqlite3"  # replay, shadow and judge traffic, apart
 GOVERNANCE_FILE = "governance.sqlite3"
 
 
