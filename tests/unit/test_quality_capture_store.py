@@ -1,0 +1,72 @@
+"""The capture rules and store without a server: who is selected, what scrubbing leaves, and
+that the retention period and the size cap hold."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+
+from crossroads.quality.capture import scrub_body
+from crossroads.quality.settings import CaptureRules
+from crossroads.quality.store import QualityStore
+from crossroads.scrub import Scrubber
+
+
+def test_selection() -> None:
+    off = CaptureRules(enabled=False, sample=1.0)
+    assert not off.selects("k", "t", "m", 0.0)
+    every = CaptureRules(enabled=True, sample=0.5)
+    assert every.selects(None, None, "m", 0.49) and not every.selects(None, None, "m", 0.5)
+    listed = CaptureRules(
+        enabled=True, sample=1.0, teams=frozenset({"eng"}), models=frozenset({"fast"})
+    )
+    assert listed.selects(None, "eng", "slow", 0.0)
+    assert listed.selects("k", None, "fast", 0.0)
+    assert not listed.selects("k", "ops", "slow", 0.0)
+
+
+def test_scrubbing_removes_gateway_secrets_and_pasted_keys_and_keeps_json() -> None:
+    secret = "provider-secret-value-123456"
+    body = orjson.dumps(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": (
+                        f"use {secret} or sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA or AKIAABCDEFGHIJKLMNOP, "
+                        "Authorization: Bearer abc.def.ghi"
+                    ),
+                }
+            ]
+        }
+    )
+    out = scrub_body(body, Scrubber([secret]))
+    assert out is not None
+    text = orjson.loads(out)["messages"][0]["content"]
+    for planted in (secret, "sk-ant-api03", "AKIAABCDEFGHIJKLMNOP", "abc.def.ghi"):
+        assert planted not in text
+    assert text.count("[redacted]") == 4
+
+
+def _row(n: int, size: int, at: float) -> tuple[object, ...]:
+    body = orjson.dumps({"n": n, "pad": "x" * size})
+    return (f"req_{n}", at, "chat.completions", None, None, "m", None, body, None, len(body))
+
+
+def test_retention_and_size_cap(tmp_path: Path) -> None:
+    store = QualityStore(tmp_path / "q.sqlite3")
+    try:
+        now = time.time()
+        store.add_captures([_row(0, 10, now - 3 * 86400)], retention_days=30, max_bytes=10**6)
+        store.add_captures([_row(1, 10, now)], retention_days=2, max_bytes=10**6)
+        assert [c.request["n"] for c in store.captures()] == [1]  # the 3-day-old one expired
+        store.add_captures(
+            [_row(i, 1000, now) for i in range(2, 12)], retention_days=2, max_bytes=5000
+        )
+        count, size = store.capture_stats()
+        assert size <= 5000 and count == 4
+        assert [c.request["n"] for c in store.captures()] == [8, 9, 10, 11]  # newest kept
+    finally:
+        store.close()
