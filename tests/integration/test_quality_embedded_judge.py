@@ -75,7 +75,7 @@ def test_the_embedded_model_judges_through_the_gateway(gw: GatewayThread) -> Non
             concurrency=2,
         )
         counts = asyncio.run(replay.run_all(items))
-        assert counts == {"items": 3, "sent": 6, "judged": 3, "failed": 0}
+        assert counts == {"items": 3, "sent": 6, "judged": 3, "failed": 0, "refused": 0}
         verdicts = store.verdicts("scripted", MODEL)
         judge_answers = [(item, a) for _, item, a in store.answers("judged") if "#judge" in item]
     finally:

@@ -204,11 +204,13 @@ def test_replay_resumes_where_it_stopped(
 ) -> None:
     assert replay(captured, "--limit", "10") == 0
     first = capsys.readouterr().out
-    assert "10 items, 30 requests sent, 20 verdicts" in first
+    assert "10 items, 30 requests sent, 20 verdicts," in first
     assert replay(captured) == 0
     second = capsys.readouterr().out
     # The ten replayed items are not sent again: only the thirty others, three models each.
-    assert f"{ITEMS} items, {(ITEMS - 10) * 3} requests sent, {(ITEMS - 10) * 2} verdicts" in second
+    assert (
+        f"{ITEMS} items, {(ITEMS - 10) * 3} requests sent, {(ITEMS - 10) * 2} verdicts," in second
+    )
     store = QualityStore(captured.settings.data_dir / QUALITY_FILE)
     try:
         assert len(store.verdicts("base", "flaky")) == ITEMS

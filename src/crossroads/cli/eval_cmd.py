@@ -113,7 +113,8 @@ def run_replay(args: argparse.Namespace) -> int:
         store.close()
     print(
         f"Run {args.run!r}: {counts['items']} items, {counts['sent']} requests sent, "
-        f"{counts['judged']} verdicts, {counts['failed']} not finished"
+        f"{counts['judged']} verdicts, {counts['refused']} refused by the key's policy, "
+        f"{counts['failed']} not finished"
         + (" (run it again to retry them)." if counts["failed"] else ".")
     )
     return 0 if not counts["failed"] else 3

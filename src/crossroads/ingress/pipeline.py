@@ -22,6 +22,7 @@ from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
 from crossroads.quality.capture import TASK_HEADER
+from crossroads.quality.settings import ShadowRoute
 from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
@@ -156,6 +157,7 @@ class Call:
         "_capture",
         "_ended",
         "_handed_off",
+        "_shadow",
         "admitted",
         "exchange",
         "services",
@@ -172,6 +174,7 @@ class Call:
         self._ended = False
         self._handed_off = False
         self._capture: tuple[bytes, str | None] | None = None  # (request body, task tag)
+        self._shadow: tuple[ShadowRoute, bytes, dict[str, str]] | None = None
 
     async def run(self, request: Request, work: Work, errors: ErrorShape) -> Response:
         """`work(self, request)`'s response, with the call ended on every way out: a
@@ -215,9 +218,30 @@ class Call:
                 "%s request %s ended unrecorded", self.exchange.endpoint, self.exchange.request_id
             )
             self.failed(internal_error())
-        if self._capture is not None and response.status_code == 200:
-            self._captured(response)
+        if response.status_code == 200:
+            if self._capture is not None:
+                self._captured(response)
+            if self._shadow is not None:
+                self._shadowed(request, response)
         return response
+
+    def _shadowed(self, request: Request, response: Response) -> None:
+        """Starts the shadow call of a whole answer on a shadowed route; it runs on its own
+        and cannot change, delay or fail this response (`crossroads.quality.shadow`)."""
+        route, raw, headers = self._shadow or (None, b"", {})
+        body = getattr(response, "body", None)
+        if route is None or not isinstance(body, bytes):
+            return
+        self.services.shadow.launch(
+            request.app,
+            route,
+            endpoint=self.exchange.endpoint,
+            request_id=self.exchange.request_id,
+            headers=headers,
+            request=raw,
+            answer=body,
+            task=headers.get(TASK_HEADER),
+        )
 
     def _captured(self, response: Response) -> None:
         """Hands the request, and a whole answer (a stream's is not kept), to the capture
@@ -260,10 +284,13 @@ class Call:
         headers = headers_of(request)
         if EVAL_HEADER in headers:  # replay, shadow and judge traffic: the eval ledger's
             self.exchange.eval_run = headers[EVAL_HEADER][:64] or "eval"
-        elif self.exchange.endpoint in CAPTURED_ENDPOINTS and self.services.capture.wants(
-            principal.key_id, principal.team_id, self.exchange.requested_model
-        ):
-            self._capture = (raw, headers.get(TASK_HEADER))
+        elif self.exchange.endpoint in CAPTURED_ENDPOINTS:
+            model = self.exchange.requested_model
+            if services.capture.wants(principal.key_id, principal.team_id, model):
+                self._capture = (raw, headers.get(TASK_HEADER))
+            route = services.shadow.wants(model, stream=self.exchange.stream)
+            if route is not None:
+                self._shadow = (route, raw, headers)
         return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
 
     async def admit(
@@ -367,6 +394,8 @@ def finish(
             ledger.submit(exchange.record(trace, status=status, error=error))
     except RuntimeError:  # the writer has closed: a request outlived shutdown; logged there
         pass
+    if exchange.eval_run is not None:
+        services.shadow.note_cost(exchange.eval_run, record.cost_usd)
     services.metrics.observe(record)
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens

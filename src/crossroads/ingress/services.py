@@ -12,6 +12,7 @@ from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.quality.capture import CaptureWriter
 from crossroads.quality.settings import CaptureRules
+from crossroads.quality.shadow import Shadower
 from crossroads.routing.router import Router
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
@@ -37,3 +38,4 @@ class Services:
         default_factory=lambda: CaptureWriter(None, CaptureRules(), Scrubber())
     )
     eval_ledger: LedgerWriter | None = None  # replay, shadow and judge records go here
+    shadow: Shadower = field(default_factory=lambda: Shadower((), None))  # quality.shadow

@@ -26,7 +26,7 @@ from crossroads.quality.checks import check
 from crossroads.quality.judge import combine, parse_verdict, prompt
 from crossroads.quality.store import Answer, Captured, QualityStore, Verdict
 
-__all__ = ["PATHS", "Replay", "items_from_jsonl"]
+__all__ = ["PATHS", "REFUSED", "Replay", "checks_verdict", "items_from_jsonl"]
 
 PATHS = {
     "chat.completions": "/v1/chat/completions",
@@ -34,6 +34,9 @@ PATHS = {
     "responses": "/v1/responses",
 }
 _RETRYABLE = frozenset({0, 408, 409, 429, 500, 502, 503, 504})  # not stored: a rerun retries
+REFUSED = frozenset({401, 403})
+"""The key's policy (or the key itself) refuses the model: no verdict, counted as refused. The
+captured request was not sent to that model."""
 
 
 def items_from_jsonl(lines: Iterable[str]) -> list[Captured]:
@@ -67,6 +70,45 @@ def items_from_jsonl(lines: Iterable[str]) -> list[Captured]:
     return items
 
 
+def checks_verdict(
+    run: str, item: Captured, base: Answer, cand: Answer, *, judge: bool
+) -> Verdict | None:
+    """The verdict the deterministic checks reach on their own: a failed answer loses, then
+    `checks.check`; identical answers tie. Undecided: None when a `judge` will decide, else a
+    tie that says no judge was asked."""
+
+    def verdict(outcome: str, agree: bool | None, reasons: Sequence[str]) -> Verdict:
+        return Verdict(
+            run,
+            item.id,
+            base.model,
+            cand.model,
+            item.model,
+            item.task,
+            outcome,
+            "checks",
+            agree,
+            tuple(reasons),
+        )
+
+    if base.body is None or cand.body is None:
+        if base.body is None and cand.body is None:
+            return verdict("tie", None, ["both failed"])
+        failed = cand if cand.body is None else base
+        side = "candidate" if cand.body is None else "baseline"
+        outcome = "loss" if cand.body is None else "win"
+        return verdict(outcome, None, [f"{side} failed: HTTP {failed.status}"])
+    b = read_reply(item.endpoint, base.body)
+    c = read_reply(item.endpoint, cand.body)
+    checked = check(b, c, requested_schema(item.endpoint, item.request))
+    if checked.outcome is not None:
+        return verdict(checked.outcome, checked.tool_agree, checked.reasons)
+    if checked.identical or not judge:
+        why = "identical" if checked.identical else "no judge: undecided is a tie"
+        return verdict("tie", checked.tool_agree, [*checked.reasons, why])
+    return None
+
+
 @dataclass
 class Replay:
     """One replay run: `items` sent to `baseline` and each of `candidates` through the gateway
@@ -84,8 +126,9 @@ class Replay:
     progress: Callable[[int], None] = lambda done: None
 
     async def run_all(self, items: Sequence[Captured]) -> dict[str, int]:
-        """Replays and judges every item; returns counts: items, sent, judged, failed."""
-        counts = {"items": len(items), "sent": 0, "judged": 0, "failed": 0}
+        """Replays and judges every item; returns counts: items, sent, judged, failed, and
+        refused (pairs whose model the key's policy refused)."""
+        counts = {"items": len(items), "sent": 0, "judged": 0, "failed": 0, "refused": 0}
         gate = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2)
         async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as http:
@@ -115,6 +158,9 @@ class Replay:
             answers[model] = answer
         for candidate in self.candidates:
             if self.store.has_verdict(self.run, item.id, self.baseline, candidate):
+                continue
+            if {answers[self.baseline].status, answers[candidate].status} & REFUSED:
+                counts["refused"] += 1
                 continue
             verdict = await self._verdict(http, item, answers[self.baseline], answers[candidate])
             if verdict is None:
@@ -165,46 +211,29 @@ class Replay:
     async def _verdict(
         self, http: httpx.AsyncClient, item: Captured, base: Answer, cand: Answer
     ) -> Verdict | None:
-        def verdict(outcome: str, by: str, agree: bool | None, reasons: Sequence[str]) -> Verdict:
-            return Verdict(
-                self.run,
-                item.id,
-                base.model,
-                cand.model,
-                item.model,
-                item.task,
-                outcome,
-                by,
-                agree,
-                tuple(reasons),
-            )
-
-        if base.body is None or cand.body is None:
-            if base.body is None and cand.body is None:
-                return verdict("tie", "checks", None, ["both failed"])
-            loser = "candidate" if cand.body is None else "baseline"
-            failed = cand if cand.body is None else base
-            outcome = "loss" if cand.body is None else "win"
-            return verdict(outcome, "checks", None, [f"{loser} failed: HTTP {failed.status}"])
+        decided = checks_verdict(self.run, item, base, cand, judge=self.judge is not None)
+        if decided is not None or base.body is None or cand.body is None:
+            return decided
         b = read_reply(item.endpoint, base.body)
         c = read_reply(item.endpoint, cand.body)
         checked = check(b, c, requested_schema(item.endpoint, item.request))
-        if checked.outcome is not None:
-            return verdict(checked.outcome, "checks", checked.tool_agree, checked.reasons)
-        if checked.identical or self.judge is None:
-            why = "identical" if checked.identical else "no judge: undecided is a tie"
-            return verdict("tie", "checks", checked.tool_agree, [*checked.reasons, why])
         asked = question(item.endpoint, item.request)
         first = await self._ask_judge(http, item, prompt(asked, b, c), "ab")
         second = await self._ask_judge(http, item, prompt(asked, c, b), "ba")
         if first is None or second is None:
             return None  # the judge could not be reached: a rerun judges again
         judged = combine(first[0], second[0], (first[1], second[1]))
-        return verdict(
+        return Verdict(
+            self.run,
+            item.id,
+            base.model,
+            cand.model,
+            item.model,
+            item.task,
             judged.outcome,
             "judge" if judged.readable else "none",
             checked.tool_agree,
-            [*checked.reasons, *judged.reasons],
+            (*checked.reasons, *judged.reasons),
         )
 
     async def _ask_judge(

@@ -33,6 +33,7 @@ from crossroads.ledger.writer import LedgerWriter
 from crossroads.providers.base import Provider
 from crossroads.providers.registry import load_factory
 from crossroads.quality.capture import CaptureWriter
+from crossroads.quality.shadow import Shadower
 from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
@@ -121,6 +122,7 @@ class Gateway:
                 settings.data_dir / QUALITY_FILE, settings.quality.capture, self.scrub
             ),
             eval_ledger=self.eval_ledger,
+            shadow=Shadower(settings.quality.shadow, settings.data_dir / QUALITY_FILE),
         )
         self.ready = False
         self.unsaved_records = 0
@@ -164,6 +166,7 @@ class Gateway:
             yield
         finally:
             self.ready = False
+            await self.services.shadow.aclose()  # before the providers it calls close
             if prober is not None:
                 prober.cancel()
             await asyncio.gather(
