@@ -139,5 +139,5 @@ def test_a_shadow_route_must_name_served_models(tmp_path: Any) -> None:
 
     bad = config("http://127.0.0.1:9", "mock")
     bad["quality"]["shadow"][0]["candidate"] = "nope"
-    with pytest.raises(ConfigError, match="quality.shadow\\[0\\].candidate"):
+    with pytest.raises(ConfigError, match=r"quality\.shadow\[0\]\.candidate"):
         load_settings(write_config(tmp_path, bad), environ={})

@@ -35,7 +35,8 @@ def test_scrubbing_removes_gateway_secrets_and_pasted_keys_and_keeps_json() -> N
                 {
                     "role": "user",
                     "content": (
-                        f"use {secret} or sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA or AKIAABCDEFGHIJKLMNOP, "
+                        f"use {secret} or sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA or "
+                        "AKIAABCDEFGHIJKLMNOP, "
                         "Authorization: Bearer abc.def.ghi"
                     ),
                 }
