@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--targets",
         help="comma-separated subset of mock,nginx,crossroads,crossroads-2w (two workers),"
-        "litellm,portkey",
+        "crossroads-shadow (every JSON request also shadowed to a candidate),litellm,portkey",
     )
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
     p.add_argument(
@@ -136,10 +136,13 @@ class Bench:
             return lambda: mock
         if name == "nginx":
             return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
-        if name in ("crossroads", "crossroads-2w"):
+        if name in ("crossroads", "crossroads-2w", "crossroads-shadow"):
             binary = Path(sys.executable).parent / "crossroads"
             workers = 2 if name == "crossroads-2w" else 1
-            return lambda: targets.start_crossroads(self.workdir, mock_port, binary, workers)
+            shadow = name == "crossroads-shadow"
+            return lambda: targets.start_crossroads(
+                self.workdir, mock_port, binary, workers, shadow
+            )
         if name == "litellm":
             return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
         if name == "portkey":

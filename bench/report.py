@@ -16,6 +16,7 @@ LABELS = {
     "nginx": "nginx proxy",
     "crossroads": "Crossroads",
     "crossroads-2w": "Crossroads (2 workers)",
+    "crossroads-shadow": "Crossroads, JSON shadowed",
     "litellm": "LiteLLM proxy",
     "portkey": "Portkey gateway",
 }

@@ -59,10 +59,11 @@ def start_nginx_proxy(workdir: Path, mock_port: int) -> Target:
     return Target("nginx", "nginx reverse proxy", proc, port, dict(MOCK_PATHS), stop_signal=3)
 
 
-def crossroads_config(mock_port: int) -> str:
+def crossroads_config(mock_port: int, shadow: bool = False) -> str:
     """Two providers, one per mock path, each pretending to be the DeepSeek host so that every
     record is priced as in production; the key comes from the environment as the config rules
-    demand."""
+    demand. `shadow`: every JSON request is also shadowed to a candidate served by the same
+    mock (the worst case: sample 1.0), to show that the client's latency does not change."""
     lines = ["embedded: {enabled: false}", "auto_providers: false", "providers:"]
     for mode in MODES:
         lines += [
@@ -80,21 +81,33 @@ def crossroads_config(mock_port: int) -> str:
             f"    upstream_model: {payloads.UPSTREAM_MODEL}",
             "    catalog_model: deepseek/deepseek-v3.2",
         ]
+    if shadow:
+        lines += [
+            "  - name: bench-candidate",
+            f"    provider: {MODELS['json']}",
+            f"    upstream_model: {payloads.UPSTREAM_MODEL}",
+            "    catalog_model: deepseek/deepseek-v3.2",
+            "quality:",
+            "  shadow:",
+            f"    - {{model: {MODELS['json']}, candidate: bench-candidate, sample: 1.0,"
+            " max_in_flight: 64, budget_usd: 1000000}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def start_crossroads(
-    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1
+    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1, shadow: bool = False
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
     off. Port 0: the banner says which port it got."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
+    name += "-shadow" if shadow else ""
     home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
-    config.write_text(crossroads_config(mock_port))
+    config.write_text(crossroads_config(mock_port, shadow))
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
@@ -105,6 +118,7 @@ def start_crossroads(
     port = _wait_for(proc, lambda: _banner_port(proc.log), timeout=60, what="the Crossroads banner")
     _wait_ready(proc, port, "/readyz", timeout=30)
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
+    label += ", JSON shadowed" if shadow else ""
     return Target(
         name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
     )
