@@ -52,6 +52,7 @@ def test_readme_commands_exist() -> None:
         "status",
         "report",
         "whatif",
+        "eval",
         "keys",
         "teams",
         "route",

@@ -63,17 +63,24 @@ def add_parsers(sub: Any) -> None:
 
 
 class _Progress:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on a terminal's stderr (redrawn with a carriage return, so it
+    writes to the real stream: `printable_output` would escape that); elsewhere, one line at
+    the end. It prints only counts, never a value a client or upstream chose."""
 
     def __init__(self, total: int) -> None:
         self.total, self.done = total, 0
 
     def __call__(self, step: int) -> None:
         self.done += step
+        stream = sys.__stderr__
+        finished = self.done >= self.total
+        if stream is None or not (stream.isatty() or finished):
+            return
         filled = 30 * self.done // max(self.total, 1)
         bar = "#" * filled + "." * (30 - filled)
-        end = "\n" if self.done >= self.total else ""
-        print(f"\r[{bar}] {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
+        start = "\r" if stream.isatty() else ""
+        stream.write(f"{start}[{bar}] {self.done}/{self.total}" + ("\n" if finished else ""))
+        stream.flush()
 
 
 def _items(args: argparse.Namespace, store: QualityStore) -> list[Captured]:
