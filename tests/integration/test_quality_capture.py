@@ -139,3 +139,21 @@ def test_eval_traffic_is_ledgered_apart_and_never_captured(
     assert reply.headers["x-request-id"] not in {r.request_id for r in production}
     assert len(production) == 1
     assert len(captures(gw)) == 1
+
+
+def test_the_gateways_own_secrets_never_reach_the_capture_file(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    provider_key = "planted-provider-key-" + "q7" * 12
+    config_ = config(mock.url, {"enabled": True, "sample": 1.0})
+    config_["providers"]["up"]["api_key_env"] = "PLANTED_KEY"
+    gw = gateway(config_, environ={"PLANTED_KEY": provider_key})
+    # The mock's answer quotes the user's text: the secret is in the request and the answer.
+    for text in (f"my key {provider_key}", f"Authorization: Bearer {provider_key}"):
+        client(gw).chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
+    gw.stop()
+    kept = captures(gw)
+    assert len(kept) == 2 and all(c.response for c in kept)
+    for path in gw.settings.data_dir.glob("quality.sqlite3*"):
+        assert provider_key.encode() not in path.read_bytes()
+    assert "[redacted]" in kept[0].response["choices"][0]["message"]["content"]
