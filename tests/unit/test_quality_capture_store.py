@@ -71,3 +71,54 @@ def test_retention_and_size_cap(tmp_path: Path) -> None:
         assert [c.request["n"] for c in store.captures()] == [8, 9, 10, 11]  # newest kept
     finally:
         store.close()
+
+
+def test_the_writer_drops_rather_than_blocks(tmp_path: Path) -> None:
+    import asyncio
+
+    from crossroads.quality.capture import CaptureWriter
+
+    async def run() -> CaptureWriter:
+        rules = CaptureRules(enabled=True, sample=1.0, queue=2, max_item_bytes=2000)
+        writer = CaptureWriter(tmp_path / "q.sqlite3", rules, Scrubber())
+        await writer.start()
+        common = {
+            "endpoint": "chat.completions",
+            "key_id": None,
+            "team_id": None,
+            "model": "m",
+            "task": None,
+            "response": None,
+        }
+        # No await between offers: the writer task cannot drain, so the third is dropped.
+        for i in range(3):
+            writer.offer(request_id=f"r{i}", request=b'{"a": 1}', **common)
+        writer.offer(request_id="big", request=orjson.dumps({"p": "x" * 5000}), **common)
+        writer.offer(request_id="bad", request=b"not json", **common)
+        await writer.aclose()
+        return writer
+
+    writer = asyncio.run(run())
+    assert writer.written == 2 and writer.dropped == 3
+
+
+def test_shadow_budget_and_sampling() -> None:
+    from decimal import Decimal
+
+    from crossroads.quality.settings import ShadowRoute
+    from crossroads.quality.shadow import Shadower
+
+    draws = iter([0.0, 0.9, 0.0, 0.0])
+    shadow = Shadower(
+        (ShadowRoute("a", "b", sample=0.5, budget_usd=0.01),), None, draw=lambda: next(draws)
+    )
+    assert shadow.wants("other", stream=False) is None
+    assert shadow.wants("a", stream=True) is None  # streams: no draw taken
+    assert shadow.wants("a", stream=False) is not None  # 0.0 < 0.5
+    assert shadow.wants("a", stream=False) is None  # 0.9: not sampled
+    shadow.note_cost("shadow:a", Decimal("0.006"))
+    shadow.note_cost("replay-run", Decimal("5"))  # not shadow traffic: not counted
+    assert shadow.wants("a", stream=False) is not None
+    shadow.note_cost("shadow:a", Decimal("0.006"))
+    assert shadow.spent("a") == Decimal("0.012")
+    assert shadow.wants("a", stream=False) is None and shadow.over_budget == 1
