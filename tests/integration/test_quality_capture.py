@@ -6,6 +6,7 @@ never the production one."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from conftest import GatewayFactory, client
 from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread
+from crossroads.quality.replay import Replay
 from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE, QualityStore
 from support.gateway import GatewayThread
 
@@ -157,3 +159,57 @@ def test_the_gateways_own_secrets_never_reach_the_capture_file(
     for path in gw.settings.data_dir.glob("quality.sqlite3*"):
         assert provider_key.encode() not in path.read_bytes()
     assert "[redacted]" in kept[0].response["choices"][0]["message"]["content"]
+
+
+def test_captures_of_every_format_replay_and_compare(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    gw = gateway(config(mock.url, {"enabled": True, "sample": 1.0, "models": ["tools"]}))
+    client(gw).chat.completions.create(
+        model="tools", messages=[{"role": "user", "content": "weather?"}], tools=[TOOL]
+    )
+    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as claude:
+        claude.messages.create(
+            model="tools",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[
+                {
+                    "name": "get_weather",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+                }
+            ],
+        )
+    client(gw).responses.create(
+        model="tools",
+        input="weather?",
+        store=False,
+        tools=[
+            {
+                "type": "function",
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+    )
+    writer = gw.gateway.services.capture
+    for _ in range(6000):
+        if writer.written == 3:
+            break
+        time.sleep(0.01)
+    store = QualityStore(gw.settings.data_dir / QUALITY_FILE)
+    try:
+        items = store.captures()
+        assert [c.endpoint for c in items] == ["chat.completions", "messages", "responses"]
+        replay = Replay(
+            store=store, url=gw.url, key=None, run="f", baseline="tools", candidates=["m"]
+        )
+        counts = asyncio.run(replay.run_all(items))
+        assert counts["judged"] == 3 and counts["failed"] == 0
+        verdicts = store.verdicts("tools", "m")
+    finally:
+        store.close()
+    # `m` answers in text where `tools` calls the tool: a loss in every format, saying why.
+    assert [v.outcome for v in verdicts] == ["loss"] * 3
+    assert all(v.tool_agree is False for v in verdicts)
+    assert all("tool calls differ in tools: ['get_weather'] vs []" in v.reasons for v in verdicts)

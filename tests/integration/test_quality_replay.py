@@ -7,6 +7,7 @@ with an interval that excludes parity. Deterministic checks decide here (no LLM 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,10 @@ def captured(gateway: GatewayFactory, mock: MockUpstreamThread) -> GatewayThread
         )
     # Captures are written in the background: wait until all are in the store.
     writer = gw.gateway.services.capture
-    deadline = 0
-    while writer.written < ITEMS and deadline < 6000:
-        import time
-
+    for _ in range(6000):  # a guard against a hung test, not a timing assertion
+        if writer.written >= ITEMS:
+            break
         time.sleep(0.01)
-        deadline += 1
     assert writer.written == ITEMS
     return gw
 

@@ -6,6 +6,7 @@ are not shadowed; shadow calls are ledgered as eval traffic, never production.""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -85,8 +86,6 @@ def test_a_wrong_candidate_is_caught_and_the_client_never_sees_it(
             str(gw.settings.data_dir),
         ]
     )
-    import json
-
     report = json.loads(capsys.readouterr().out)
     assert report["runs"] == ["shadow:base"]
     assert report["loss"]["count"] == 5 and report["call"].startswith("worse")
