@@ -194,6 +194,22 @@ def test_known_quality_comes_out_as_known(
     assert f"Switch base -> flaky: {ITEMS} items" in text
     assert "Verdict: worse" in text and "By task (x-crossroads-task):" in text
 
+    # The eval ledger has the reports of the production one: every replayed request is there.
+    capsys.readouterr()
+    main(
+        [
+            "report",
+            "spend",
+            "--eval",
+            "--format",
+            "json",
+            "--data-dir",
+            str(captured.settings.data_dir),
+        ]
+    )
+    spend = json.loads(capsys.readouterr().out)
+    assert sum(row["requests"] for row in spend["rows"]) == ITEMS * 3
+
     # Eval traffic stayed out of the production ledger: only the ITEMS captured requests.
     assert len(captured.ledger()) == ITEMS
 

@@ -85,7 +85,9 @@ def test_a_different_tool_or_argument_is_a_loss_and_says_which() -> None:
     assert "arguments" in check(base, other_args, None).reasons[0]
     assert "tools" in check(base, other_tool, None).reasons[0]
     assert check(base, Reply("It is sunny.", (), "stop"), None).outcome == "loss"
-    assert check(Reply("a", (), "stop"), Reply("b", (), "length"), None).same_finish is False
+    cut = check(Reply("a", (), "stop"), Reply("b", (), "length"), None)
+    assert cut.same_finish is False and cut.outcome == "loss"
+    assert check(Reply("a", (), "length"), Reply("b", (), "stop"), None).outcome == "win"
 
 
 @pytest.mark.parametrize(

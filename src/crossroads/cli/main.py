@@ -112,6 +112,9 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--from", dest="source", metavar="MODEL", help="switch: served name now")
     report.add_argument("--to", dest="target", metavar="MODEL", help="switch: the candidate")
     report.add_argument("--run", help="switch: only this replay or shadow run")
+    report.add_argument(
+        "--eval", action="store_true", help="read the eval ledger (replay, shadow, judge traffic)"
+    )
     report.add_argument("--config", help="YAML config file (for its data_dir)")
     report.add_argument("--data-dir", help="where the ledger lives")
     report.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")

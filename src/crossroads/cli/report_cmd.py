@@ -20,6 +20,7 @@ from crossroads.config import load_settings
 from crossroads.errors import ConfigError
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.ledger.store import LedgerStoreError
+from crossroads.quality.store import EVAL_LEDGER_FILE
 from crossroads.server.runtime import LEDGER_FILE
 
 __all__ = ["print_report", "run"]
@@ -71,7 +72,7 @@ def _query(args: argparse.Namespace) -> ReportQuery:
 
 async def _main(args: argparse.Namespace, query: ReportQuery) -> Report | None:
     settings = load_settings(args.config, data_dir=args.data_dir)
-    path = settings.data_dir / LEDGER_FILE
+    path = settings.data_dir / (EVAL_LEDGER_FILE if args.eval else LEDGER_FILE)
     if not path.exists():
         raise ConfigError(f"no ledger at {path}; has the gateway served any request yet?")
     store = SQLiteLedgerStore(path, create=False)

@@ -80,7 +80,8 @@ def check(baseline: Reply, candidate: Reply, schema: dict[str, Any] | None) -> C
     """Compares the two answers. The baseline's tool calls are the reference: a candidate that
     calls other tools, or the same with other arguments, loses (the team's application acts
     on those calls); a schema the baseline meets and the candidate breaks is a loss, and the
-    other way round a win."""
+    other way round a win; so is an answer cut off at the output limit ('length') where the
+    other finished. The first check that decides wins; all are in the reasons."""
     reasons: list[str] = []
     outcome: str | None = None
     if schema is not None:
@@ -108,6 +109,11 @@ def check(baseline: Reply, candidate: Reply, schema: dict[str, Any] | None) -> C
     same_finish = baseline.finish == candidate.finish
     if not same_finish:
         reasons.append(f"finish reason differs: {baseline.finish!r} vs {candidate.finish!r}")
+        # An answer cut off at the output limit is incomplete; the other one is not.
+        if candidate.finish == "length":
+            outcome = outcome or "loss"
+        elif baseline.finish == "length":
+            outcome = outcome or "win"
     identical = baseline == candidate
     if identical:
         reasons.append("answers identical")
