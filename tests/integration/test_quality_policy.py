@@ -99,3 +99,27 @@ def test_the_teams_policy_holds_for_shadow_and_replay(
         assert store.verdicts("base", "forbidden") == []
     finally:
         store.close()
+
+    # A key of another team, whose policy allows everything, may not replay eng's captures.
+    assert admin(gw.url, "/admin/teams", {"id": "ops"}).status_code == 201
+    other = admin(gw.url, "/admin/keys", {"name": "o", "team_id": "ops"}).json()["key"]
+    monkeypatch.setenv("CROSSROADS_API_KEY", other)
+    code = main(
+        [
+            "eval",
+            "replay",
+            "--url",
+            gw.url,
+            "--data-dir",
+            str(gw.settings.data_dir),
+            "--from",
+            "base",
+            "--to",
+            "forbidden",
+            "--run",
+            "other-team",
+        ]
+    )
+    assert code == 0
+    assert "1 refused by the key's policy" in capsys.readouterr().out
+    assert len(mock.requests()) == 3  # nothing more left the gateway

@@ -14,7 +14,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import AuthenticationError, GatewayError, InvalidRequestError
+from crossroads.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
 from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
 from crossroads.ingress.body import ClientGone, headers_of, read_json_object
@@ -52,6 +57,10 @@ DROPPED_HEADER = "x-crossroads-dropped-params"
 EVAL_HEADER = "x-crossroads-eval"
 """Marks replay, shadow and judge traffic: its record goes to the eval ledger, apart from
 production in every report. Budgets and policies apply to it as to any request."""
+EVAL_TEAM_HEADER = "x-crossroads-eval-team"
+"""Sent by a replay of captured traffic: the team it was captured from. The gateway refuses it
+(403) from a key of another team, so captured data goes only where its own team's policy lets
+it."""
 CAPTURED_ENDPOINTS = frozenset({"chat.completions", "messages", "responses"})
 
 
@@ -284,6 +293,13 @@ class Call:
         headers = headers_of(request)
         if EVAL_HEADER in headers:  # replay, shadow and judge traffic: the eval ledger's
             self.exchange.eval_run = headers[EVAL_HEADER][:64] or "eval"
+            team = headers.get(EVAL_TEAM_HEADER)
+            if team is not None and team != (principal.team_id or ""):
+                raise PermissionDeniedError(
+                    "This request was captured from another team's traffic: replay it with "
+                    "a key of that team, so that its policy applies.",
+                    code="eval_team_mismatch",
+                )
         elif self.exchange.endpoint in CAPTURED_ENDPOINTS:
             model = self.exchange.requested_model
             if services.capture.wants(principal.key_id, principal.team_id, model):

@@ -185,6 +185,8 @@ class Replay:
             headers["authorization"] = f"Bearer {self.key}"
         if item.task:
             headers["x-crossroads-task"] = item.task
+        if item.team_id is not None:  # the gateway refuses a key of another team (403)
+            headers["x-crossroads-eval-team"] = item.team_id
         started = time.perf_counter()
         try:
             reply = await http.post(
