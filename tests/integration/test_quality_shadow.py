@@ -10,12 +10,14 @@ import json
 import time
 from typing import Any
 
+import anthropic
 import pytest
 
 from conftest import GatewayFactory, client
 from crossroads.cli.main import main
 from crossroads.mockupstream import MockUpstreamThread
 from crossroads.quality.shadow import Shadower
+from crossroads.quality.store import QUALITY_FILE, QualityStore
 from support.gateway import GatewayThread
 
 WRONG = "tool_args=%7B%22city%22%3A%22Nowhere%22%7D"
@@ -140,3 +142,22 @@ def test_a_shadow_route_must_name_served_models(tmp_path: Any) -> None:
     bad["quality"]["shadow"][0]["candidate"] = "nope"
     with pytest.raises(ConfigError, match=r"quality\.shadow\[0\]\.candidate"):
         load_settings(write_config(tmp_path, bad), environ={})
+
+
+def test_messages_and_responses_requests_are_shadowed_too(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    gw = gateway(config(mock.url, "mock:tool_call"))
+    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as claude:
+        claude.messages.create(
+            model="base", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+        )
+    client(gw).responses.create(model="base", input="hello", store=False)
+    wait_for(lambda: shadower(gw).done == 2)
+    gw.stop()
+    store = QualityStore(gw.settings.data_dir / QUALITY_FILE)
+    try:
+        verdicts = store.verdicts("base", "cand")
+    finally:
+        store.close()
+    assert [v.outcome for v in verdicts] == ["tie", "tie"]  # the same script answers both
