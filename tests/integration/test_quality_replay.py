@@ -21,7 +21,7 @@ from crossroads.quality.store import QUALITY_FILE, QualityStore
 from support.gateway import GatewayThread
 
 KIMI = "moonshotai/kimi-k2-0905"  # at Together: $1 in / $3 out per million tokens
-DEEPSEEK = "deepseek/deepseek-v3.2"  # at DeepSeek: $0.28 in / $0.42 out, cheaper
+DEEPSEEK = "deepseek/deepseek-v3"  # at Fireworks: $0.90 in / $0.90 out, cheaper
 WRONG = "tool_args=%7B%22city%22%3A%22Nowhere%22%7D"
 TOOL: Any = {
     "type": "function",
@@ -50,7 +50,7 @@ def config(url: str) -> dict[str, Any]:
     def model(name: str, catalog: str, script: str) -> dict[str, Any]:
         return {
             "name": name,
-            "provider": "together" if catalog == KIMI else "deepseek",
+            "provider": "together" if catalog == KIMI else "fireworks",
             "upstream_model": script,
             "catalog_model": catalog,
         }
@@ -59,7 +59,7 @@ def config(url: str) -> dict[str, Any]:
         "embedded": {"enabled": False},
         "providers": {
             "together": {"host": "together", "base_url": url},
-            "deepseek": {"host": "deepseek", "base_url": url},
+            "fireworks": {"host": "fireworks", "base_url": url},
         },
         "models": [
             model("base", KIMI, "mock:tool_call"),
