@@ -16,11 +16,12 @@ from crossroads.ledger.record import LedgerRecord
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.mockupstream import MockUpstreamThread, run_in_thread
 from crossroads.quality.replay import Replay, items_from_jsonl
-from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE, QualityStore
+from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE, Answer, QualityStore
 from support.gateway import GatewayThread, gateway_for
 
 pytestmark = pytest.mark.model
 MODEL = "local/smollm2-135m"
+CANDIDATE = "candidate"  # a served name whose answers the test stores itself
 QUESTIONS = ["What is the capital of France?", "Name a colour.", "What is 2 + 2?"]
 
 
@@ -58,25 +59,36 @@ def eval_records(data_dir: Path) -> list[LedgerRecord]:
 
 def test_the_embedded_model_judges_through_the_gateway(gw: GatewayThread) -> None:
     items = items_from_jsonl(
-        f'{{"id": "q{i}", "request": {{"messages": [{{"role": "user", "content": "{q}"}}],'
-        f' "max_tokens": 12, "temperature": 0}}}}'
+        f'{{"id": "q{i}", "request": {{"messages": [{{"role": "user", "content": "{q}"}}]}}}}'
         for i, q in enumerate(QUESTIONS)
     )
     store = QualityStore(gw.settings.data_dir / QUALITY_FILE)
     try:
+        # The candidate's answers are already stored (as a resumed run finds them): the checks
+        # cannot tell them from the mock's (text, no tools, both finished), so the judge must.
+        for item in items:
+            body = {
+                "choices": [
+                    {
+                        "message": {"role": "assistant", "content": "I think it is Lyon."},
+                        "finish_reason": "stop",
+                    }
+                ]
+            }
+            store.save_answer("judged", item.id, Answer(CANDIDATE, 200, body))
         replay = Replay(
             store=store,
             url=gw.url,
             key=None,
             run="judged",
             baseline="scripted",
-            candidates=[MODEL],
+            candidates=[CANDIDATE],
             judge=MODEL,
             concurrency=2,
         )
         counts = asyncio.run(replay.run_all(items))
-        assert counts == {"items": 3, "sent": 6, "judged": 3, "failed": 0, "refused": 0}
-        verdicts = store.verdicts("scripted", MODEL)
+        assert counts == {"items": 3, "sent": 3, "judged": 3, "failed": 0, "refused": 0}
+        verdicts = store.verdicts("scripted", CANDIDATE)
         judge_answers = [(item, a) for _, item, a in store.answers("judged") if "#judge" in item]
     finally:
         store.close()
