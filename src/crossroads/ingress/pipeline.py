@@ -26,8 +26,7 @@ from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import Status
-from crossroads.quality.capture import TASK_HEADER
-from crossroads.quality.settings import ShadowRoute
+from crossroads.quality import tap
 from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
@@ -61,7 +60,21 @@ EVAL_TEAM_HEADER = "x-crossroads-eval-team"
 """Sent by a replay of captured traffic: the team it was captured from. The gateway refuses it
 (403) from a key of another team, so captured data goes only where its own team's policy lets
 it."""
-CAPTURED_ENDPOINTS = frozenset({"chat.completions", "messages", "responses"})
+
+
+def eval_run(headers: Mapping[str, str], principal: Principal) -> str | None:
+    """The eval run a request belongs to (None: production traffic). Raises
+    PermissionDeniedError (403) for a replayed capture of another team than the key's."""
+    if EVAL_HEADER not in headers:
+        return None
+    team = headers.get(EVAL_TEAM_HEADER)
+    if team is not None and team != (principal.team_id or ""):
+        raise PermissionDeniedError(
+            "This request was captured from another team's traffic: replay it with a key of "
+            "that team, so that its policy applies.",
+            code="eval_team_mismatch",
+        )
+    return headers[EVAL_HEADER][:64] or "eval"
 
 
 def dropped_header(names: tuple[str, ...]) -> dict[str, str]:
@@ -163,10 +176,9 @@ class Call:
     ledger."""
 
     __slots__ = (
-        "_capture",
         "_ended",
         "_handed_off",
-        "_shadow",
+        "_tapped",
         "admitted",
         "exchange",
         "services",
@@ -182,8 +194,7 @@ class Call:
         self.usage: Usage | None = None  # set as soon as an upstream has answered
         self._ended = False
         self._handed_off = False
-        self._capture: tuple[bytes, str | None] | None = None  # (request body, task tag)
-        self._shadow: tuple[ShadowRoute, bytes, dict[str, str]] | None = None
+        self._tapped: tap.Tapped | None = None  # captured or shadowed (crossroads.quality)
 
     async def run(self, request: Request, work: Work, errors: ErrorShape) -> Response:
         """`work(self, request)`'s response, with the call ended on every way out: a
@@ -227,47 +238,10 @@ class Call:
                 "%s request %s ended unrecorded", self.exchange.endpoint, self.exchange.request_id
             )
             self.failed(internal_error())
-        if response.status_code == 200:
-            if self._capture is not None:
-                self._captured(response)
-            if self._shadow is not None:
-                self._shadowed(request, response)
+        if self._tapped is not None and response.status_code == 200:
+            body = getattr(response, "body", None)  # a stream (StreamRelay) has none
+            self._tapped.answered(request.app, body if isinstance(body, bytes) else None)
         return response
-
-    def _shadowed(self, request: Request, response: Response) -> None:
-        """Starts the shadow call of a whole answer on a shadowed route; it runs on its own
-        and cannot change, delay or fail this response (`crossroads.quality.shadow`)."""
-        route, raw, headers = self._shadow or (None, b"", {})
-        body = getattr(response, "body", None)
-        if route is None or not isinstance(body, bytes):
-            return
-        self.services.shadow.launch(
-            request.app,
-            route,
-            endpoint=self.exchange.endpoint,
-            request_id=self.exchange.request_id,
-            headers=headers,
-            request=raw,
-            answer=body,
-            task=headers.get(TASK_HEADER),
-        )
-
-    def _captured(self, response: Response) -> None:
-        """Hands the request, and a whole answer (a stream's is not kept), to the capture
-        writer, which never blocks nor raises."""
-        raw, task = self._capture or (b"", None)
-        body = getattr(response, "body", None)  # a stream (StreamRelay) has none
-        exchange = self.exchange
-        self.services.capture.offer(
-            request_id=exchange.request_id,
-            endpoint=exchange.endpoint,
-            key_id=exchange.api_key_id,
-            team_id=exchange.team_id,
-            model=exchange.requested_model,
-            task=task,
-            request=raw,
-            response=body if isinstance(body, bytes) else None,
-        )
 
     async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:
         """Authenticates, counts the request against the key's requests-per-minute limits,
@@ -291,22 +265,22 @@ class Call:
                 )
         self.exchange.stream = data.get("stream") is True
         headers = headers_of(request)
-        if EVAL_HEADER in headers:  # replay, shadow and judge traffic: the eval ledger's
-            self.exchange.eval_run = headers[EVAL_HEADER][:64] or "eval"
-            team = headers.get(EVAL_TEAM_HEADER)
-            if team is not None and team != (principal.team_id or ""):
-                raise PermissionDeniedError(
-                    "This request was captured from another team's traffic: replay it with "
-                    "a key of that team, so that its policy applies.",
-                    code="eval_team_mismatch",
-                )
-        elif self.exchange.endpoint in CAPTURED_ENDPOINTS:
-            model = self.exchange.requested_model
-            if services.capture.wants(principal.key_id, principal.team_id, model):
-                self._capture = (raw, headers.get(TASK_HEADER))
-            route = services.shadow.wants(model, stream=self.exchange.stream)
-            if route is not None:
-                self._shadow = (route, raw, headers)
+        self.exchange.eval_run = eval_run(headers, principal)
+        if self.exchange.eval_run is None:
+            self._tapped = tap.select(
+                services.capture,
+                services.shadow,
+                tap.Incoming(
+                    self.exchange.request_id,
+                    self.exchange.endpoint,
+                    principal.key_id,
+                    principal.team_id,
+                    self.exchange.requested_model,
+                    self.exchange.stream,
+                    raw,
+                    headers,
+                ),
+            )
         return principal, data, parse_routing_options(data, prompt_tokens=len(raw) // 4)
 
     async def admit(
