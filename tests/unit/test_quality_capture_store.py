@@ -3,13 +3,22 @@ that the retention period and the size cap hold."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
+import yaml
 
-from crossroads.quality.capture import scrub_body
-from crossroads.quality.settings import CaptureRules
+from crossroads.cli.main import main
+from crossroads.config import load_settings
+from crossroads.errors import ConfigError
+from crossroads.quality.capture import CaptureWriter, scrub_body
+from crossroads.quality.settings import CaptureRules, ShadowRoute
+from crossroads.quality.shadow import Shadower
 from crossroads.quality.store import QualityStore
 from crossroads.scrub import Scrubber
 
@@ -74,10 +83,6 @@ def test_retention_and_size_cap(tmp_path: Path) -> None:
 
 
 def test_the_writer_drops_rather_than_blocks(tmp_path: Path) -> None:
-    import asyncio
-
-    from crossroads.quality.capture import CaptureWriter
-
     async def run() -> CaptureWriter:
         rules = CaptureRules(enabled=True, sample=1.0, queue=2, max_item_bytes=2000)
         writer = CaptureWriter(tmp_path / "q.sqlite3", rules, Scrubber())
@@ -103,11 +108,6 @@ def test_the_writer_drops_rather_than_blocks(tmp_path: Path) -> None:
 
 
 def test_shadow_budget_and_sampling() -> None:
-    from decimal import Decimal
-
-    from crossroads.quality.settings import ShadowRoute
-    from crossroads.quality.shadow import Shadower
-
     draws = iter([0.0, 0.9, 0.0, 0.0])
     shadow = Shadower(
         (ShadowRoute("a", "b", sample=0.5, budget_usd=0.01),), None, draw=lambda: next(draws)
@@ -122,3 +122,28 @@ def test_shadow_budget_and_sampling() -> None:
     shadow.note_cost("shadow:a", Decimal("0.006"))
     assert shadow.spent("a") == Decimal("0.012")
     assert shadow.wants("a", stream=False) is None and shadow.over_budget == 1
+
+
+def test_a_switch_report_with_nothing_replayed_says_so_and_writes_nothing(
+    tmp_path: Path, capsys: Any
+) -> None:
+    assert main(["report", "switch", "--from", "a", "--to", "b", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Switch a -> b: 0 items" in out and "no evidence" in out
+    assert list(tmp_path.iterdir()) == []  # a report creates no store
+    assert main(["report", "switch", "--from", "a", "--data-dir", str(tmp_path)]) == 2
+
+
+def test_capture_settings_are_checked(tmp_path: Path) -> None:
+    for capture, where in (
+        ({"sample": 1.5}, "quality.capture.sample"),
+        ({"retention_days": 0}, "quality.capture.retention_days"),
+        ({"max_bytes": 10}, "quality.capture.max_bytes"),
+        ({"secret": True}, "secret"),
+    ):
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            yaml.safe_dump({"embedded": {"enabled": False}, "quality": {"capture": capture}})
+        )
+        with pytest.raises(ConfigError, match=where):
+            load_settings(path, environ={})

@@ -141,7 +141,9 @@ def report_switch(args: argparse.Namespace) -> int:
 
 async def _switch(data_dir: Path, source: str, target: str, run: str | None) -> dict[str, Any]:
     path = data_dir / LEDGER_FILE
-    store = SQLiteLedgerStore(path, create=not path.exists())
+    if not path.exists():  # no production traffic recorded yet: no volume to save on
+        return await load_switch_report(data_dir, None, source, target, run)
+    store = SQLiteLedgerStore(path, create=False)
     await store.open()
     try:
         return await load_switch_report(data_dir, store, source, target, run)

@@ -18,10 +18,15 @@ _EVAL_RECORDS = 1_000_000  # the eval ledger is read whole: it holds replays, no
 
 
 async def load_switch_report(
-    data_dir: Path, production: LedgerStore, source: str, target: str, run: str | None = None
+    data_dir: Path,
+    production: LedgerStore | None,
+    source: str,
+    target: str,
+    run: str | None = None,
 ) -> dict[str, Any]:
     """The report for moving `source` to `target` (optionally from one run only). An empty
-    report (no items) when nothing was replayed yet."""
+    report (no items) when nothing was replayed yet; no production volume (so no saving) when
+    there is no production ledger."""
     quality_path = data_dir / QUALITY_FILE
     if not quality_path.exists():
         return switch_report(source, target, [], [], [], {})
@@ -41,7 +46,8 @@ async def load_switch_report(
             records = await ledger.recent(_EVAL_RECORDS)
         finally:
             await ledger.close()
-    volumes = {
-        name: await production_cost(production, name) for name in {v.served for v in verdicts}
-    }
+    volumes = {}
+    if production is not None:
+        for name in {v.served for v in verdicts}:
+            volumes[name] = await production_cost(production, name)
     return switch_report(source, target, verdicts, answers, records, volumes)
