@@ -7,7 +7,6 @@ import asyncio
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -125,7 +124,7 @@ def test_shadow_budget_and_sampling() -> None:
 
 
 def test_a_switch_report_with_nothing_replayed_says_so_and_writes_nothing(
-    tmp_path: Path, capsys: Any
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["report", "switch", "--from", "a", "--to", "b", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
