@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--targets",
         help="comma-separated subset of mock,nginx,crossroads,crossroads-2w (two workers),"
-        "litellm,portkey",
+        "crossroads-shadow (every JSON request also shadowed to a candidate),litellm,portkey",
     )
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
     p.add_argument(
@@ -112,6 +112,15 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+CROSSROADS_TARGETS = (
+    "crossroads",
+    "crossroads-2w",
+    "crossroads-otel",
+    "crossroads-otel-sampled",
+    "crossroads-shadow",
+)
+
+
 class Bench:
     """One benchmark session: the temporary folder, the mock, the RSS sampler, every run."""
 
@@ -142,13 +151,14 @@ class Bench:
             return lambda: mock
         if name == "nginx":
             return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
-        if name in ("crossroads", "crossroads-2w", "crossroads-otel", "crossroads-otel-sampled"):
+        if name in CROSSROADS_TARGETS:
             binary = Path(sys.executable).parent / "crossroads"
             workers = 2 if name == "crossroads-2w" else 1
             otel = name.startswith("crossroads-otel")
             ratio = 0.1 if name == "crossroads-otel-sampled" else None
+            shadow = name == "crossroads-shadow"
             return lambda: targets.start_crossroads(
-                self.workdir, mock_port, binary, workers, otel, ratio
+                self.workdir, mock_port, binary, workers, otel, ratio, shadow
             )
         if name == "litellm":
             return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())

@@ -18,6 +18,7 @@ LABELS = {
     "crossroads-2w": "Crossroads (2 workers)",
     "crossroads-otel": "Crossroads, OTLP export on",
     "crossroads-otel-sampled": "Crossroads, OTLP export on, 10% of traces sampled",
+    "crossroads-shadow": "Crossroads, JSON shadowed",
     "litellm": "LiteLLM proxy",
     "portkey": "Portkey gateway",
 }

@@ -70,10 +70,11 @@ def otel_config(mock_port: int, ratio: float | None = None) -> str:
     return text
 
 
-def crossroads_config(mock_port: int) -> str:
+def crossroads_config(mock_port: int, shadow: bool = False) -> str:
     """Two providers, one per mock path, each pretending to be the DeepSeek host so that every
     record is priced as in production; the key comes from the environment as the config rules
-    demand."""
+    demand. `shadow`: every JSON request is also shadowed to a candidate served by the same
+    mock (the worst case: sample 1.0), to show that the client's latency does not change."""
     lines = ["embedded: {enabled: false}", "auto_providers: false", "providers:"]
     for mode in MODES:
         lines += [
@@ -91,6 +92,17 @@ def crossroads_config(mock_port: int) -> str:
             f"    upstream_model: {payloads.UPSTREAM_MODEL}",
             "    catalog_model: deepseek/deepseek-v4-pro",
         ]
+    if shadow:
+        lines += [
+            "  - name: bench-candidate",
+            f"    provider: {MODELS['json']}",
+            f"    upstream_model: {payloads.UPSTREAM_MODEL}",
+            "    catalog_model: deepseek/deepseek-v4-pro",
+            "quality:",
+            "  shadow:",
+            f"    - {{model: {MODELS['json']}, candidate: bench-candidate, sample: 1.0,"
+            " max_in_flight: 64, budget_usd: 1000000}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -101,20 +113,23 @@ def start_crossroads(
     workers: int = 1,
     otel: bool = False,
     ratio: float | None = None,
+    shadow: bool = False,
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
     off. Port 0: the banner says which port it got. `otel`: with OpenTelemetry export on, to
-    the mock's OTLP sink (target `crossroads-otel`)."""
+    the mock's OTLP sink (target `crossroads-otel`). `shadow`: every JSON request shadowed
+    (target `crossroads-shadow`)."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
     if otel:
         name += "-otel" if ratio is None else "-otel-sampled"
+    name += "-shadow" if shadow else ""
     home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
     config.write_text(
-        crossroads_config(mock_port) + (otel_config(mock_port, ratio) if otel else "")
+        crossroads_config(mock_port, shadow) + (otel_config(mock_port, ratio) if otel else "")
     )
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
@@ -128,6 +143,7 @@ def start_crossroads(
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
     if otel:
         label += ", OTLP export on" if ratio is None else f", OTLP export on, {ratio:.0%} sampled"
+    label += ", JSON shadowed" if shadow else ""
     return Target(
         name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
     )

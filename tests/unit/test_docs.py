@@ -53,6 +53,7 @@ def test_readme_commands_exist() -> None:
         "report",
         "whatif",
         "catalog",
+        "eval",
         "keys",
         "teams",
         "route",

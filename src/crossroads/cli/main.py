@@ -15,6 +15,7 @@ from crossroads import __version__
 from crossroads.analytics import REPORT_KINDS
 from crossroads.cli import (
     catalog_cmd,
+    eval_cmd,
     governance_cmd,
     models_cmd,
     report_cmd,
@@ -109,7 +110,13 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="spend, savings, adoption, latency and error reports from the ledger"
     )
-    report.add_argument("kind", nargs="?", choices=list(REPORT_KINDS), help="the report")
+    report.add_argument("kind", nargs="?", choices=[*REPORT_KINDS, "switch"], help="the report")
+    report.add_argument("--from", dest="source", metavar="MODEL", help="switch: served name now")
+    report.add_argument("--to", dest="target", metavar="MODEL", help="switch: the candidate")
+    report.add_argument("--run", help="switch: only this replay or shadow run")
+    report.add_argument(
+        "--eval", action="store_true", help="read the eval ledger (replay, shadow, judge traffic)"
+    )
     report.add_argument("--config", help="YAML config file (for its data_dir)")
     report.add_argument("--data-dir", help="where the ledger lives")
     report.add_argument("--since", help="e.g. 24h, 7d, 30m, or an ISO date (default: all)")
@@ -161,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
 
     governance_cmd.add_parsers(sub)
     catalog_cmd.add_parsers(sub)
+    eval_cmd.add_parsers(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)

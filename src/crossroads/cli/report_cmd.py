@@ -14,6 +14,7 @@ from typing import Any
 
 from crossroads.analytics import Report, ReportQuery, resolve_dimensions, run_report
 from crossroads.analytics.result import display
+from crossroads.cli import eval_cmd
 from crossroads.cli.tables import render, to_json
 from crossroads.cli.usage_cmd import parse_since
 from crossroads.config import Settings, load_settings
@@ -21,6 +22,7 @@ from crossroads.errors import ConfigError
 from crossroads.ledger.baseline import Baseline, baseline_from_catalog
 from crossroads.ledger.sqlite import SQLiteLedgerStore
 from crossroads.ledger.store import LedgerStoreError
+from crossroads.quality.store import EVAL_LEDGER_FILE
 from crossroads.server.runtime import LEDGER_FILE
 
 __all__ = ["print_report", "run"]
@@ -87,7 +89,7 @@ def _baselines(args: argparse.Namespace, settings: Settings) -> tuple[Baseline, 
 async def _main(args: argparse.Namespace, query: ReportQuery) -> Report | None:
     settings = load_settings(args.config, data_dir=args.data_dir)
     query = replace(query, baselines=_baselines(args, settings))
-    path = settings.data_dir / LEDGER_FILE
+    path = settings.data_dir / (EVAL_LEDGER_FILE if args.eval else LEDGER_FILE)
     if not path.exists():
         raise ConfigError(f"no ledger at {path}; has the gateway served any request yet?")
     store = SQLiteLedgerStore(path, create=False)
@@ -107,6 +109,8 @@ async def _main(args: argparse.Namespace, query: ReportQuery) -> Report | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "switch":
+        return eval_cmd.report_switch(args)
     if args.kind is None and not args.rebuild_rollups:
         raise ConfigError(
             "name a report (spend, savings, adoption, latency, errors) or pass --rebuild-rollups"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from crossroads.errors import ConfigError, InvalidRequestError
 from crossroads.governance.policy import parse_rules
 from crossroads.ledger.baseline import Baseline, Baselines, baseline_from_catalog
 from crossroads.providers.base import ProviderSpec, Timeouts
+from crossroads.quality.settings import CaptureRules, QualitySettings, ShadowRoute
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.health import BreakerPolicy
 from crossroads.routing.policy import RoutingPolicy
@@ -176,6 +177,7 @@ def load_settings(
         edge=_edge(config, source),
         responses=_responses(config, source),
         otlp=otlp_settings(config.telemetry, env, _telemetry_error(source)),
+        quality=_quality(config, aliases.keys() | {d.name for d in deployments}, source),
     )
     _check_server(settings, source)
     return settings
@@ -275,6 +277,41 @@ def _telemetry_error(source: _Source) -> Callable[[str, str], ConfigError]:
         return ConfigError(f"environment variable {where}: {message}")
 
     return fail
+
+
+def _quality(config: ConfigFile, served: Collection[str], source: _Source) -> QualitySettings:
+    capture = config.quality.capture
+    if not 0.0 <= capture.sample <= 1.0:
+        raise source.error("$.quality.capture.sample", "must be a share between 0 and 1")
+    if not capture.retention_days > 0:
+        raise source.error("$.quality.capture.retention_days", "must be a number of days above 0")
+    if capture.max_bytes < 1024 * 1024:
+        raise source.error("$.quality.capture.max_bytes", "must be at least 1048576")
+    routes = []
+    for i, route in enumerate(config.quality.shadow):
+        where = f"$.quality.shadow[{i}]"
+        for name in ("model", "candidate"):
+            if getattr(route, name) not in served:
+                raise source.error(f"{where}.{name}", "is not a served model name or alias")
+        if not 0.0 <= route.sample <= 1.0:
+            raise source.error(f"{where}.sample", "must be a share between 0 and 1")
+        if route.max_in_flight < 1 or not route.budget_usd >= 0:
+            raise source.error(where, "max_in_flight must be 1 or more, budget_usd 0 or more")
+        routes.append(
+            ShadowRoute(
+                route.model, route.candidate, route.sample, route.max_in_flight, route.budget_usd
+            )
+        )
+    rules = CaptureRules(
+        enabled=capture.enabled,
+        sample=capture.sample,
+        keys=frozenset(capture.keys),
+        teams=frozenset(capture.teams),
+        models=frozenset(capture.models),
+        retention_days=capture.retention_days,
+        max_bytes=capture.max_bytes,
+    )
+    return QualitySettings(capture=rules, shadow=tuple(routes))
 
 
 def _auto_providers(

@@ -215,6 +215,34 @@ class TelemetrySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_content_chars: int = 16384
 
 
+class CaptureSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Off by default. When on, `sample` (0-1) of the requests whose key id, team or served name
+    # is listed (of every request when none is) keep their request and answer bodies, secrets
+    # scrubbed, in data_dir/quality.sqlite3 for `retention_days`, within `max_bytes`.
+    enabled: bool = False
+    sample: float = 0.1
+    keys: list[str] = []
+    teams: list[str] = []
+    models: list[str] = []
+    retention_days: float = 30.0
+    max_bytes: int = 256 * 1024 * 1024
+
+
+class ShadowSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Live requests for served name `model` are also sent, in a `sample` share, to served name
+    # `candidate` after the client has its answer (README, "Evidence before a switch").
+    model: str
+    candidate: str
+    sample: float = 0.1
+    max_in_flight: int = 4
+    budget_usd: float = 1.0  # shadow spend a day, per route
+
+
+class QualitySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    capture: CaptureSection = CaptureSection()
+    shadow: list[ShadowSection] = []
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = ServerSection()
     embedded: EmbeddedSection = EmbeddedSection()
@@ -233,6 +261,7 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # lists override files (such as the one `crossroads catalog sync` writes), applied first,
     # relative to this config file.
     catalog: dict[str, list[Any]] = {}
+    quality: QualitySection = QualitySection()
     # Providers from the catalog whose key variable is set are added automatically unless false.
     auto_providers: bool = True
     telemetry: TelemetrySection = TelemetrySection()

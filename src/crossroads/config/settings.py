@@ -11,6 +11,7 @@ from crossroads.catalog import Catalog
 from crossroads.governance.policy import EMPTY, PolicyRules
 from crossroads.ledger.baseline import Baselines
 from crossroads.providers.base import ProviderSpec
+from crossroads.quality.settings import QualitySettings
 from crossroads.routing.deployment import Deployment
 from crossroads.routing.policy import RoutingPolicy
 from crossroads.routing.table import Alias
@@ -84,6 +85,7 @@ class Settings:
     max_upstream_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     responses: ResponsesSettings = field(default_factory=ResponsesSettings)
     otlp: OtlpSettings | None = None  # OpenTelemetry export; None: off
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     def scrubber(self) -> Scrubber:
         """The scrubber of every secret configured here: each provider's API key and

@@ -29,6 +29,7 @@ class Exchange:
         "api_key_id",
         "created_at",
         "endpoint",
+        "eval_run",
         "request_id",
         "requested_model",
         "stream",
@@ -45,6 +46,7 @@ class Exchange:
         self.stream = False
         self.api_key_id: str | None = None
         self.team_id: str | None = None
+        self.eval_run: str | None = None  # set for eval traffic: recorded in the eval ledger
 
     def first_byte(self) -> None:
         """Notes that the first byte of the answer is going to the client (streams)."""

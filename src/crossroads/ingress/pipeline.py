@@ -14,13 +14,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crossroads.errors import AuthenticationError, GatewayError, InvalidRequestError
+from crossroads.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
 from crossroads.governance.gate import Admission, Gate
 from crossroads.governance.principal import Principal
 from crossroads.ingress.body import ClientGone, headers_of, read_json_object
 from crossroads.ingress.exchange import Exchange
 from crossroads.ingress.services import Services
 from crossroads.ledger.record import LedgerRecord, Status
+from crossroads.quality import tap
 from crossroads.routing.options import RoutingOptions, parse_routing_options
 from crossroads.routing.router import Plan, Trace
 from crossroads.schemas import Usage
@@ -50,6 +56,28 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
 
 
 DROPPED_HEADER = "x-crossroads-dropped-params"
+EVAL_HEADER = "x-crossroads-eval"
+"""Marks replay, shadow and judge traffic: its record goes to the eval ledger, apart from
+production in every report. Budgets and policies apply to it as to any request."""
+EVAL_TEAM_HEADER = "x-crossroads-eval-team"
+"""Sent by a replay of captured traffic: the team it was captured from. The gateway refuses it
+(403) from a key of another team, so captured data goes only where its own team's policy lets
+it."""
+
+
+def eval_run(headers: Mapping[str, str], principal: Principal) -> str | None:
+    """The eval run a request belongs to (None: production traffic). Raises
+    PermissionDeniedError (403) for a replayed capture of another team than the key's."""
+    if EVAL_HEADER not in headers:
+        return None
+    team = headers.get(EVAL_TEAM_HEADER)
+    if team is not None and team != (principal.team_id or ""):
+        raise PermissionDeniedError(
+            "This request was captured from another team's traffic: replay it with a key of "
+            "that team, so that its policy applies.",
+            code="eval_team_mismatch",
+        )
+    return headers[EVAL_HEADER][:64] or "eval"
 
 
 def dropped_header(names: tuple[str, ...]) -> dict[str, str]:
@@ -154,6 +182,7 @@ class Call:
     __slots__ = (
         "_ended",
         "_handed_off",
+        "_tapped",
         "admitted",
         "exchange",
         "services",
@@ -174,6 +203,7 @@ class Call:
         self.usage: Usage | None = None  # set as soon as an upstream has answered
         self._ended = False
         self._handed_off = False
+        self._tapped: tap.Tapped | None = None  # captured or shadowed (crossroads.quality)
 
     async def run(self, request: Request, work: Work, errors: ErrorShape) -> Response:
         """`work(self, request)`'s response, with the call ended on every way out: a
@@ -217,6 +247,9 @@ class Call:
                 "%s request %s ended unrecorded", self.exchange.endpoint, self.exchange.request_id
             )
             self.failed(internal_error())
+        if self._tapped is not None and response.status_code == 200:
+            body = getattr(response, "body", None)  # a stream (StreamRelay) has none
+            self._tapped.answered(request.app, body if isinstance(body, bytes) else None)
         return response
 
     async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:
@@ -242,6 +275,23 @@ class Call:
         self.exchange.stream = data.get("stream") is True
         if self.span is not None:
             self.span.request_body(data, request_id=self.exchange.request_id)
+        headers = headers_of(request)
+        self.exchange.eval_run = eval_run(headers, principal)
+        if self.exchange.eval_run is None:
+            self._tapped = tap.select(
+                services.capture,
+                services.shadow,
+                tap.Incoming(
+                    self.exchange.request_id,
+                    self.exchange.endpoint,
+                    principal.key_id,
+                    principal.team_id,
+                    self.exchange.requested_model,
+                    self.exchange.stream,
+                    raw,
+                    headers,
+                ),
+            )
         options = parse_routing_options(
             data, prompt_tokens=len(raw) // 4, started_at=self.exchange.created_at
         )
@@ -342,16 +392,21 @@ def finish(
         services.scrub.error(error)
     baseline = services.baselines.choose(exchange.requested_model, exchange.team_id)
     record = exchange.record(trace, status=status, usage=usage, error=error, baseline=baseline)
+    ledger = services.ledger
+    if exchange.eval_run is not None and services.eval_ledger is not None:
+        ledger = services.eval_ledger
     try:
         try:
-            services.ledger.submit(record)
+            ledger.submit(record)
         except ValueError as exc:  # a record no store could hold: keep the request, not usage
             log.error(
                 "ledger record %s rejected (%s); recording it without usage", record.request_id, exc
             )
-            services.ledger.submit(exchange.record(trace, status=status, error=error))
+            ledger.submit(exchange.record(trace, status=status, error=error))
     except RuntimeError:  # the writer has closed: a request outlived shutdown; logged there
         pass
+    if exchange.eval_run is not None:
+        services.shadow.note_cost(exchange.eval_run, record.cost_usd)
     services.metrics.observe(record)
     services.gate.settle(
         admission, record.cost_usd, record.prompt_tokens + record.completion_tokens

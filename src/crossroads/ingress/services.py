@@ -11,6 +11,9 @@ from crossroads.ingress.inflight import InFlight
 from crossroads.ingress.responses.store import ResponseStore
 from crossroads.ledger.baseline import Baselines
 from crossroads.ledger.writer import LedgerWriter
+from crossroads.quality.capture import CaptureWriter
+from crossroads.quality.settings import CaptureRules
+from crossroads.quality.shadow import Shadower
 from crossroads.routing.router import Router
 from crossroads.scrub import Scrubber
 from crossroads.telemetry import GatewayMetrics
@@ -35,3 +38,9 @@ class Services:
     inflight: InFlight = field(default_factory=InFlight)  # what shutdown stops past its grace
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # stored ones
     tracing: Tracing | None = None  # OpenTelemetry spans and gen_ai metrics; None: off
+    # quality.capture: sampled request and answer bodies (off by default)
+    capture: CaptureWriter = field(
+        default_factory=lambda: CaptureWriter(None, CaptureRules(), Scrubber())
+    )
+    eval_ledger: LedgerWriter | None = None  # replay, shadow and judge records go here
+    shadow: Shadower = field(default_factory=lambda: Shadower((), None))  # quality.shadow

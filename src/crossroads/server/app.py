@@ -234,6 +234,8 @@ def build_app(settings: Settings, store: LedgerStore | None = None) -> Starlette
             Route("/metrics", metrics, methods=["GET"]),
             Route("/dashboard", dashboard.page, methods=["GET"]),
             Route("/dashboard/api/data", dashboard.data, methods=["GET"]),
+            Route("/dashboard/switch", dashboard.switch_page, methods=["GET"]),
+            Route("/dashboard/api/switch", dashboard.switch_data, methods=["GET"]),
             Route("/dashboard/static/{name}", dashboard.asset, methods=["GET"]),
         ],
         edge=EdgeRules.from_settings(settings),

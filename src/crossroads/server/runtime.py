@@ -39,6 +39,9 @@ from crossroads.ledger.store import LedgerStore, LedgerStoreError
 from crossroads.ledger.writer import LedgerWriter
 from crossroads.providers.base import Provider
 from crossroads.providers.registry import load_factory
+from crossroads.quality.capture import CaptureWriter
+from crossroads.quality.shadow import Shadower
+from crossroads.quality.store import EVAL_LEDGER_FILE, QUALITY_FILE
 from crossroads.routing.prober import run_prober
 from crossroads.routing.router import Router
 from crossroads.routing.table import RoutingTable
@@ -110,6 +113,10 @@ class Gateway:
         self.router = Router(self.table, self.providers, settings.routing, scrub=self.scrub)
         self.store = store or ledger_store(settings)
         self.ledger = LedgerWriter(self.store, max_pending=settings.ledger_backlog_limit)
+        # Eval traffic (x-crossroads-eval) has a ledger of its own, so no production report
+        # counts it: SQLite in the data directory whatever the production store is.
+        self.eval_store = SQLiteLedgerStore(settings.data_dir / EVAL_LEDGER_FILE)
+        self.eval_ledger = LedgerWriter(self.eval_store)
         self.gate = Gate(
             mode=settings.auth_mode,
             admin_key=settings.admin_key,
@@ -139,6 +146,11 @@ class Gateway:
                 max_bytes=settings.responses.max_stored_bytes,
             ),
             tracing=self.tracing,
+            capture=CaptureWriter(
+                settings.data_dir / QUALITY_FILE, settings.quality.capture, self.scrub
+            ),
+            eval_ledger=self.eval_ledger,
+            shadow=Shadower(settings.quality.shadow, settings.data_dir / QUALITY_FILE),
         )
         self.ready = False
         self.unsaved_records = 0
@@ -157,6 +169,9 @@ class Gateway:
         app.state.gateway = self
         await self.store.open()
         await self.services.responses.open()
+        await self.eval_store.open()
+        await self.eval_ledger.start()
+        await self.services.capture.start()
         await self._replay_recovery_files()
         await self.ledger.start()
         await self.gate.start()
@@ -179,6 +194,7 @@ class Gateway:
             yield
         finally:
             self.ready = False
+            await self.services.shadow.aclose()  # before the providers it calls close
             if prober is not None:
                 prober.cancel()
             await asyncio.gather(
@@ -186,9 +202,23 @@ class Gateway:
             )
             await self.gate.aclose()
             await self.services.responses.aclose()
+            await self.services.capture.aclose()
             await self._drain_ledger()
             if self.tracing is not None and self.settings.otlp is not None:
                 await self.tracing.aclose(within=self.settings.otlp.timeout)
+            await self._drain_eval_ledger()
+
+    async def _drain_eval_ledger(self) -> None:
+        """Eval records are evidence, not billing: what the eval store did not take within the
+        drain timeout is logged and lost (the replay that made it can be run again)."""
+        unwritten = await self.eval_ledger.aclose(within=self.settings.ledger_drain_timeout)
+        if unwritten:
+            log.error("%d eval ledger records not written", len(unwritten))
+        try:
+            async with asyncio.timeout(self.settings.ledger_drain_timeout):
+                await self.eval_store.close()
+        except TimeoutError:
+            log.error("the eval ledger store did not close in time; leaving it")
 
     async def _replay_recovery_files(self) -> None:
         """Writes what an earlier run spilled. A store that refuses leaves the files for the

@@ -19,19 +19,21 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from crossroads.errors import GatewayError, NotFoundError
+from crossroads.errors import GatewayError, InvalidRequestError, NotFoundError
 from crossroads.ingress.openai.errors import error_response
+from crossroads.quality.switch import load_switch_report
 from crossroads.server.admin import admin_error, require_admin
 from crossroads.server.dashboard.data import dashboard_data, parse_window
 from crossroads.server.runtime import Gateway
 
-__all__ = ["asset", "data", "page", "plotly_js_path"]
+__all__ = ["asset", "data", "page", "plotly_js_path", "switch_data", "switch_page"]
 
 PLOTLY_JS = "plotly.min.js"
 _ASSETS = {
     "charts.js": "text/javascript; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "switch.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 # Asset URLs carry a version (`?v=`), so a browser may keep them as long as it likes.
@@ -47,7 +49,38 @@ _PAGE_POLICY = (
 async def page(request: Request) -> Response:
     """GET /dashboard: the page, with versioned asset URLs and a strict content policy: every
     script, style and request goes to this gateway."""
-    html = _static("index.html").decode()
+    return _page("index.html")
+
+
+async def switch_page(request: Request) -> Response:
+    """GET /dashboard/switch: the switch report page (`crossroads report switch`)."""
+    return _page("switch.html")
+
+
+async def switch_data(request: Request) -> Response:
+    """GET /dashboard/api/switch?from=A&to=B[&run=R]: the switch report's JSON, guarded like
+    the data API; 400 without both names."""
+    try:
+        require_admin(request)
+        source = request.query_params.get("from", "")
+        target = request.query_params.get("to", "")
+        if not source or not target:
+            raise InvalidRequestError("Name both served models: ?from=A&to=B.")
+        gateway: Gateway = request.app.state.gateway
+        body = await load_switch_report(
+            gateway.settings.data_dir,
+            gateway.store,
+            source,
+            target,
+            request.query_params.get("run") or None,
+        )
+    except GatewayError as exc:
+        return admin_error(exc, headers={"cache-control": "no-store"})
+    return _json(body)
+
+
+def _page(name: str) -> Response:
+    html = _static(name).decode()
     for name in _ASSETS:
         html = html.replace(f"{{{{version:{name}}}}}", _digest(_static(name)))
     html = html.replace(f"{{{{version:{PLOTLY_JS}}}}}", _plotly_version())
@@ -128,7 +161,7 @@ def _plotly_version() -> str:
 
 def _json(body: object) -> Response:
     return Response(
-        orjson.dumps(body),
+        orjson.dumps(body, default=str),  # Decimals as exact strings
         media_type="application/json",
         headers={"cache-control": "no-store"},
     )
