@@ -87,7 +87,7 @@ def test_three_formats_are_captured_with_tool_calls_and_secrets_scrubbed(
             model="m", max_tokens=50, messages=[{"role": "user", "content": "hello there"}]
         )
     oai.responses.create(model="m", input="say something", store=False)
-    # Streams keep the request, not the answer; unselected names are not captured at all.
+    # Unselected names are not captured at all.
     list(
         oai.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "s"}], stream=True
@@ -112,7 +112,53 @@ def test_three_formats_are_captured_with_tool_calls_and_secrets_scrubbed(
     assert call["function"]["name"] == "get_weather"
     assert kept[1].response is not None and kept[1].response["type"] == "message"
     assert kept[2].response is not None and kept[2].response["object"] == "response"
-    assert kept[3].request["stream"] is True and kept[3].response is None
+    assert kept[3].request["stream"] is True
+    assert kept[3].response is not None  # a stream's answer, folded into a whole one
+    assert kept[3].response["choices"][0]["message"]["content"] == "mock answer: s"
+
+
+def test_streamed_answers_are_captured_whole_in_every_format(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """Agents stream: what the client received is kept as the whole answer a non-streamed
+    request gets, tool calls included, so replay and the judge compare like with like."""
+    gw = gateway(config(mock.url, {"enabled": True, "sample": 1.0}))
+    oai = client(gw)
+    list(
+        oai.chat.completions.create(
+            model="tools",
+            messages=[{"role": "user", "content": "Paris"}],
+            tools=[TOOL],
+            stream=True,
+        )
+    )
+    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as claude:
+        with claude.messages.stream(
+            model="m", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as events:
+            events.get_final_message()
+    with oai.responses.stream(model="m", input="yo", store=False) as events:
+        events.get_final_response()
+    mock.script(["truncate,chunks=8"])
+    try:
+        list(
+            oai.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "cut"}], stream=True
+            )
+        )
+    except Exception:  # the broken stream ends with an error event; the SDK may raise
+        pass
+    gw.stop()
+    chat, message, response, broken = captures(gw)
+    call = chat.response["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather"
+    assert chat.response["choices"][0]["finish_reason"] == "tool_calls"
+    assert message.response["type"] == "message"
+    assert message.response["content"][0]["text"] == "mock answer: hi"
+    assert message.response["stop_reason"] == "end_turn"
+    assert response.response["object"] == "response" and response.response["status"] == "completed"
+    assert broken.request["messages"][0]["content"] == "cut"
+    assert broken.response is None  # a broken stream's partial answer is not an answer
 
 
 def test_sample_zero_keeps_nothing(gateway: GatewayFactory, mock: MockUpstreamThread) -> None:

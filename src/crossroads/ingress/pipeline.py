@@ -248,8 +248,12 @@ class Call:
             )
             self.failed(internal_error())
         if self._tapped is not None and response.status_code == 200:
-            body = getattr(response, "body", None)  # a stream (StreamRelay) has none
-            self._tapped.answered(request.app, body if isinstance(body, bytes) else None)
+            tap_into = getattr(response, "tap_into", None)  # a stream: its relay hands it over
+            if tap_into is not None:
+                tap_into(self._tapped, request.app)
+            else:
+                body = getattr(response, "body", None)
+                self._tapped.answered(request.app, body if isinstance(body, bytes) else None)
         return response
 
     async def read(self, request: Request) -> tuple[Principal, dict[str, Any], RoutingOptions]:

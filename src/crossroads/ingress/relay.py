@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -25,6 +26,8 @@ from crossroads.ingress.disconnect import CancelOnDisconnect
 from crossroads.ingress.pipeline import Call, internal_error
 from crossroads.ledger.record import Status
 from crossroads.providers.base import StreamChunk
+from crossroads.quality.answers import assemble_stream
+from crossroads.quality.tap import Tapped
 from crossroads.routing.router import OpenStream
 from crossroads.schemas import Usage
 
@@ -74,7 +77,13 @@ class StreamRelay(Response):
         self._call = call
         self._stream = stream
         self._encoder = encoder
+        self._tap: tuple[Tapped, Any] | None = None
         call.hand_off()
+
+    def tap_into(self, tapped: Tapped, app: Any) -> None:
+        """Captures this stream (`quality.capture`): what the client received is kept, up to
+        the capture's size cap, and handed over as a whole answer when the stream ends."""
+        self._tap = (tapped, app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream, encoder, call = self._stream, self._encoder, self._call
@@ -82,6 +91,9 @@ class StreamRelay(Response):
         error: GatewayError | None = None
         started = ended = False
         pending: list[bytes] = []
+        # Only a captured stream keeps what it sent (a bounded copy); the usual one keeps nothing.
+        transcript: list[bytes] | None = [] if self._tap is not None else None
+        kept = 0
         try:
             async with call.services.inflight.region(), CancelOnDisconnect(receive):
                 await send(
@@ -95,11 +107,17 @@ class StreamRelay(Response):
                         piece = encoder.feed(chunk)
                         if piece:
                             pending.append(piece)
+                            if transcript is not None and kept <= MAX_TRANSCRIPT:
+                                transcript.append(piece)
+                                kept += len(piece)
                         if pending and not chunk.more:
                             await send(_body(pending, more=True))
                             pending = []
                         chunk = await anext(stream.rest, None)
-                    pending.append(encoder.end())
+                    closing = encoder.end()
+                    pending.append(closing)
+                    if transcript is not None:
+                        transcript.append(closing)
                     status = Status.OK
                 except UpstreamError as exc:
                     status, error = Status.ERROR, exc
@@ -129,6 +147,23 @@ class StreamRelay(Response):
         finally:
             await _close_quietly(stream)
             call.end(status, usage=_usage(encoder), error=error)
+            if self._tap is not None:
+                whole = transcript if status is Status.OK and kept <= MAX_TRANSCRIPT else None
+                _captured(self._tap, call.exchange.endpoint, whole)
+
+
+MAX_TRANSCRIPT = 1024 * 1024
+"""Bytes of a captured stream kept: beyond, the answer is not captured (its request still is)."""
+
+
+def _captured(tap: tuple[Tapped, Any], endpoint: str, transcript: list[bytes] | None) -> None:
+    """Hands a captured stream's answer, assembled into the whole-answer shape, to capture."""
+    tapped, app = tap
+    answer = assemble_stream(endpoint, b"".join(transcript)) if transcript else None
+    try:
+        tapped.answered(app, orjson.dumps(answer) if answer is not None else None)
+    except Exception:
+        log.exception("capturing stream %s failed", tapped.request.request_id)
 
 
 def _as_upstream(error: GatewayError) -> UpstreamError:

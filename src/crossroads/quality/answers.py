@@ -9,7 +9,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Reply", "read_reply", "requested_schema"]
+from crossroads.sse import SSEDecoder
+
+__all__ = ["Reply", "assemble_stream", "read_reply", "requested_schema"]
 
 JSON = dict[str, Any]
 
@@ -130,3 +132,96 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+def assemble_stream(endpoint: str, transcript: bytes) -> JSON | None:
+    """The whole answer a stream delivered, in the shape a non-streamed request of `endpoint`
+    gets, from the SSE bytes the client received: the Responses API's `response.completed`
+    object; an Anthropic Message folded from its events; a `chat.completion` folded from its
+    chunks. None when the transcript holds no complete answer."""
+    events = []
+    decoder = SSEDecoder()
+    for event in [*decoder.feed(transcript), *decoder.flush()]:
+        if event.data == "[DONE]":
+            continue
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return None
+        if isinstance(data, dict):
+            events.append(data)
+    if endpoint == "responses":
+        done = [e for e in events if e.get("type") in ("response.completed", "response.incomplete")]
+        response = done[-1].get("response") if done else None
+        return response if isinstance(response, dict) else None
+    if endpoint == "messages":
+        return _fold_messages(events)
+    return _fold_chunks(events)
+
+
+def _fold_messages(events: list[JSON]) -> JSON | None:
+    message: JSON | None = None
+    blocks: dict[int, JSON] = {}
+    partial: dict[int, list[str]] = {}
+    for event in events:
+        kind = event.get("type")
+        if kind == "message_start" and isinstance(event.get("message"), dict):
+            message = dict(event["message"])
+        elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
+            blocks[int(event.get("index", 0))] = dict(event["content_block"])
+        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
+            index, delta = int(event.get("index", 0)), event["delta"]
+            block = blocks.setdefault(index, {"type": "text", "text": ""})
+            if delta.get("type") == "text_delta":
+                block["text"] = block.get("text", "") + str(delta.get("text", ""))
+            elif delta.get("type") == "thinking_delta":
+                block["thinking"] = block.get("thinking", "") + str(delta.get("thinking", ""))
+            elif delta.get("type") == "input_json_delta":
+                partial.setdefault(index, []).append(str(delta.get("partial_json", "")))
+        elif kind == "message_delta" and message is not None:
+            message.update(event.get("delta") or {})
+            if isinstance(event.get("usage"), dict):
+                message["usage"] = {**(message.get("usage") or {}), **event["usage"]}
+    if message is None:
+        return None
+    for index, pieces in partial.items():
+        blocks[index]["input"] = _arguments("".join(pieces)) if "".join(pieces) else {}
+    message["content"] = [blocks[i] for i in sorted(blocks)]
+    return message
+
+
+def _fold_chunks(events: list[JSON]) -> JSON | None:
+    if not events:
+        return None
+    text: list[str] = []
+    calls: dict[int, JSON] = {}
+    finish = None
+    usage = None
+    for chunk in events:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            text.append(str(delta.get("content") or ""))
+            for call in delta.get("tool_calls") or ():
+                slot = calls.setdefault(
+                    int(call.get("index", 0)),
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["function"]["name"] += function.get("name") or ""
+                slot["function"]["arguments"] += function.get("arguments") or ""
+            finish = choice.get("finish_reason") or finish
+    message: JSON = {"role": "assistant", "content": "".join(text)}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    first = events[0]
+    return {
+        "id": first.get("id"),
+        "object": "chat.completion",
+        "model": first.get("model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }
