@@ -38,7 +38,7 @@ from crossroads.governance.counters import Counters, WindowCheck
 from crossroads.governance.model import Limits
 from crossroads.ledger.spend_query import RecentUsage
 
-__all__ = ["LimitHolders", "Seeder", "SpendLedger"]
+__all__ = ["CombinedSpend", "LimitHolders", "Seeder", "SpendLedger"]
 
 _COLUMN = {"key": "api_key_id", "team": "team_id"}
 WINDOW_S = 60
@@ -55,6 +55,30 @@ class SpendLedger(Protocol):
     ) -> Mapping[str, Decimal]: ...
 
     async def usage_since(self, since: datetime) -> Sequence[RecentUsage]: ...
+
+
+class CombinedSpend:
+    """Several ledgers read as one for seeding: the production ledger and the eval ledger (replay,
+    shadow and judge traffic is kept apart from production reports, but it was spent under the
+    same budgets and limits, so a restart must not forget it)."""
+
+    def __init__(self, *ledgers: SpendLedger) -> None:
+        self._ledgers = ledgers
+
+    async def spend_since(
+        self, scope: str, ids: Sequence[str], since: datetime | None = None
+    ) -> Mapping[str, Decimal]:
+        total: dict[str, Decimal] = defaultdict(Decimal)
+        for ledger in self._ledgers:
+            for holder, amount in (await ledger.spend_since(scope, ids, since)).items():
+                total[holder] += amount
+        return dict(total)
+
+    async def usage_since(self, since: datetime) -> Sequence[RecentUsage]:
+        rows: list[RecentUsage] = []
+        for ledger in self._ledgers:
+            rows += await ledger.usage_since(since)
+        return rows
 
 
 class Seeder:

@@ -22,6 +22,7 @@ from crossroads import __version__
 from crossroads.config import Settings
 from crossroads.governance.counters import Counters, MemoryCounters
 from crossroads.governance.gate import Gate
+from crossroads.governance.seeding import CombinedSpend
 from crossroads.governance.sqlite_store import SQLiteGovernanceStore
 from crossroads.governance.store import GovernanceStore
 from crossroads.ingress.body import DepthGauge
@@ -123,7 +124,7 @@ class Gateway:
             global_policy=settings.global_policy,
             store=governance_store(settings),
             counters=counters(settings),
-            ledger=self.store,
+            ledger=CombinedSpend(self.store, self.eval_store),
             refresh_interval=settings.key_refresh_interval,
             limits_backend=settings.limits_backend,
         )
@@ -170,6 +171,7 @@ class Gateway:
         await self.store.open()
         await self.services.responses.open()
         await self.eval_store.open()
+        await self._replay_eval_recovery_files()
         await self.eval_ledger.start()
         await self.services.capture.start()
         await self._replay_recovery_files()
@@ -209,16 +211,34 @@ class Gateway:
             await self._drain_eval_ledger()
 
     async def _drain_eval_ledger(self) -> None:
-        """Eval records are evidence, not billing: what the eval store did not take within the
-        drain timeout is logged and lost (the replay that made it can be run again)."""
+        """As `_drain_ledger`, for the eval ledger: what its store did not take within the drain
+        timeout is saved to a recovery file of its own (`EVAL_RECOVERY_DIR`), written to the
+        eval store at the next start: eval spend counts against budgets too."""
         unwritten = await self.eval_ledger.aclose(within=self.settings.ledger_drain_timeout)
         if unwritten:
-            log.error("%d eval ledger records not written", len(unwritten))
+            try:
+                path = recovery.spill(self.settings.data_dir / EVAL_RECOVERY_DIR, unwritten)
+            except OSError as exc:
+                self.unsaved_records += len(unwritten)
+                log.critical("EVAL LEDGER RECORDS LOST: %d (%s)", len(unwritten), exc)
+            else:
+                log.error("%d eval ledger records saved to %s", len(unwritten), path)
         try:
             async with asyncio.timeout(self.settings.ledger_drain_timeout):
                 await self.eval_store.close()
         except TimeoutError:
             log.error("the eval ledger store did not close in time; leaving it")
+
+    async def _replay_eval_recovery_files(self) -> None:
+        try:
+            replayed = await recovery.replay(
+                self.eval_store, self.settings.data_dir / EVAL_RECOVERY_DIR
+            )
+        except (LedgerStoreError, OSError) as exc:
+            log.error("eval ledger recovery files not replayed (kept for the next start): %s", exc)
+            return
+        if replayed:
+            log.warning("%d eval ledger records from an earlier run written", replayed)
 
     async def _replay_recovery_files(self) -> None:
         """Writes what an earlier run spilled. A store that refuses leaves the files for the
@@ -264,6 +284,10 @@ class Gateway:
         except TimeoutError:
             log.error("the ledger store did not close within %gs; leaving it", timeout)
         log.info("ledger flushed; %d records written this run", self.ledger.flushed)
+
+
+EVAL_RECOVERY_DIR = "eval-recovery"
+"""Where eval ledger records a shutdown could not write wait for the next start."""
 
 
 def _response_backend(settings: Settings) -> Backend | None:
