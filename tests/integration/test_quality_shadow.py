@@ -161,3 +161,41 @@ def test_messages_and_responses_requests_are_shadowed_too(
     finally:
         store.close()
     assert [v.outcome for v in verdicts] == ["tie", "tie"]  # the same script answers both
+
+
+def test_a_shadow_judge_decides_what_the_checks_cannot(
+    gateway: GatewayFactory, mock: MockUpstreamThread
+) -> None:
+    """Two plain-text answers that differ: the checks cannot tell, so the route's judge is
+    asked in both orders; it prefers the primary both times, so the candidate loses. The
+    judge's calls are shadow traffic: eval ledger, never production."""
+    config: dict[str, Any] = {
+        "embedded": {"enabled": False},
+        "providers": {"up": {"type": "openai", "base_url": mock.url}},
+        "models": [
+            {"name": name, "provider": "up", "upstream_model": "mock"}
+            for name in ("base", "cand", "judge")
+        ],
+        "quality": {
+            "shadow": [{"model": "base", "candidate": "cand", "sample": 1.0, "judge": "judge"}]
+        },
+    }
+    gw = gateway(config)
+    verdict_a = "say=%7B%22verdict%22%3A%22A%22%2C%22reason%22%3A%22more%20complete%22%7D"
+    verdict_b = "say=%7B%22verdict%22%3A%22B%22%2C%22reason%22%3A%22more%20complete%22%7D"
+    # The primary, the candidate, then the judge with the primary shown first (A), then second.
+    mock.script(["ok", "say=Oslo%20is%20cold", verdict_a, verdict_b])
+    reply = client(gw).chat.completions.create(
+        model="base", messages=[{"role": "user", "content": "weather in Oslo?"}]
+    )
+    assert reply.choices[0].message.content == "mock answer: weather in Oslo?"
+    wait_for(lambda: shadower(gw).done == 1)
+    gw.stop()
+    assert len(gw.ledger()) == 1  # only the client's request is production traffic
+    store = QualityStore(gw.settings.data_dir / QUALITY_FILE)
+    try:
+        [verdict] = store.verdicts("base", "cand")
+    finally:
+        store.close()
+    assert (verdict.outcome, verdict.decided_by) == ("loss", "judge")
+    assert any("more complete" in reason for reason in verdict.reasons)

@@ -290,8 +290,9 @@ def _quality(config: ConfigFile, served: Collection[str], source: _Source) -> Qu
     routes = []
     for i, route in enumerate(config.quality.shadow):
         where = f"$.quality.shadow[{i}]"
-        for name in ("model", "candidate"):
-            if getattr(route, name) not in served:
+        for name in ("model", "candidate", "judge"):
+            value = getattr(route, name)
+            if value is not None and value not in served:
                 raise source.error(f"{where}.{name}", "is not a served model name or alias")
         if not 0.0 <= route.sample <= 1.0:
             raise source.error(f"{where}.sample", "must be a share between 0 and 1")
@@ -299,7 +300,12 @@ def _quality(config: ConfigFile, served: Collection[str], source: _Source) -> Qu
             raise source.error(where, "max_in_flight must be 1 or more, budget_usd 0 or more")
         routes.append(
             ShadowRoute(
-                route.model, route.candidate, route.sample, route.max_in_flight, route.budget_usd
+                route.model,
+                route.candidate,
+                route.sample,
+                route.max_in_flight,
+                route.budget_usd,
+                route.judge,
             )
         )
     rules = CaptureRules(

@@ -235,7 +235,10 @@ class ShadowSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     candidate: str
     sample: float = 0.1
     max_in_flight: int = 4
-    budget_usd: float = 1.0  # shadow spend a day, per route
+    budget_usd: float = 1.0  # shadow spend a day, per route (judge calls included)
+    # A served name that judges the pairs the deterministic checks leave undecided, both orders
+    # (none: such a pair is a tie). Its calls are shadow traffic: eval ledger, same budget.
+    judge: str | None = None
 
 
 class QualitySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

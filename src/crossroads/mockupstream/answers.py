@@ -200,7 +200,7 @@ def plan_answer(body: JSON, script: Script, sequence: int, created: int) -> Answ
         content = ""
         pieces = split_text(tool_calls[0].arguments, max(script.chunks, 3))
     else:
-        content = _json_content(body, user_text) or "mock answer: " + user_text
+        content = script.say or _json_content(body, user_text) or "mock answer: " + user_text
         pieces = split_text(content, script.chunks)
     reasoning = " ".join(["thinking"] * script.reasoning)
     reasoning_pieces = split_text(reasoning, min(script.chunks, script.reasoning))

@@ -60,6 +60,7 @@ class Script:
     echo_key: bool = False
     error_event: bool = False
     error_text: str | None = None
+    say: str | None = None
     mix: tuple[tuple[Script, float], ...] = ()
     source: str = ""
 
@@ -177,6 +178,7 @@ _VALUED: dict[str, Callable[[str], Any]] = {
     "reasoning_field": _reasoning_field,
     "refuse": _fields,
     "error_text": _text,
+    "say": _text,
     "tool": _tool_name,
     "tool_args": _json_object,
 }
@@ -279,6 +281,8 @@ def parse_script(text: str) -> Script:
     - `error_event`: a stream sends half its events, then an error event, and ends (an OpenAI
       `data: {"error": ...}` chunk, as some hosts send a failure after the answer began; on
       the Anthropic endpoint an `error` event, as with `error_body`).
+    - `say=TEXT` (percent-encoded): the answer's content is TEXT, instead of "mock answer: "
+      and the user's text (so a test can script what a judge model writes).
     - `error_text=TEXT` (percent-encoded, so it may hold commas): added to the message of every
       error the script makes (a status's body, plain text or JSON, an error body or event), so
       tests can plant any text, secrets included, in what an upstream says.

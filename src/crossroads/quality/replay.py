@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,40 +216,51 @@ class Replay:
         decided = checks_verdict(self.run, item, base, cand, judge=self.judge is not None)
         if decided is not None or base.body is None or cand.body is None:
             return decided
-        b = read_reply(item.endpoint, base.body)
-        c = read_reply(item.endpoint, cand.body)
-        checked = check(b, c, requested_schema(item.endpoint, item.request))
-        asked = question(item.endpoint, item.request)
-        first = await self._ask_judge(http, item, prompt(asked, b, c), "ab")
-        second = await self._ask_judge(http, item, prompt(asked, c, b), "ba")
-        if first is None or second is None:
-            return None  # the judge could not be reached: a rerun judges again
-        judged = combine(first[0], second[0], (first[1], second[1]))
-        return Verdict(
-            self.run,
-            item.id,
-            base.model,
-            cand.model,
-            item.model,
-            item.task,
-            judged.outcome,
-            "judge" if judged.readable else "none",
-            checked.tool_agree,
-            (*checked.reasons, *judged.reasons),
-        )
 
-    async def _ask_judge(
-        self, http: httpx.AsyncClient, item: Captured, text: str, order: str
-    ) -> tuple[str | None, str] | None:
-        assert self.judge is not None
-        request = {
-            "messages": [{"role": "user", "content": text}],
-            "temperature": 0,
-            "max_tokens": 200,
-        }
+        async def ask(judged: Captured, request: dict[str, Any]) -> Answer:
+            assert self.judge is not None
+            answer = await self._send(http, judged, self.judge, "chat.completions", request)
+            self.store.save_answer(self.run, judged.id, answer)  # the report sums its cost
+            return answer
+
+        return await judge_pair(self.run, item, base, cand, ask)
+
+
+JudgeCall = Callable[[Captured, dict[str, Any]], Awaitable[Answer]]
+"""Sends one judge request (a chat completion) and returns, and keeps, its answer."""
+
+
+async def judge_pair(
+    run: str, item: Captured, base: Answer, cand: Answer, ask: JudgeCall
+) -> Verdict | None:
+    """The LLM judge's verdict on a pair the checks left undecided: the judge is asked with
+    the answers in both orders (`ask`), and `combine` rules. None when the judge could not be
+    reached (a rerun judges again)."""
+    assert base.body is not None and cand.body is not None
+    b = read_reply(item.endpoint, base.body)
+    c = read_reply(item.endpoint, cand.body)
+    checked = check(b, c, requested_schema(item.endpoint, item.request))
+    asked = question(item.endpoint, item.request)
+    verdicts = []
+    for order, text in (("ab", prompt(asked, b, c)), ("ba", prompt(asked, c, b))):
+        request = {"messages": [{"role": "user", "content": text}], "temperature": 0}
+        request["max_tokens"] = 200
         judged = Captured(f"{item.id}#judge-{order}", "chat.completions", item.model, request)
-        answer = await self._send(http, judged, self.judge, "chat.completions", request)
-        self.store.save_answer(self.run, judged.id, answer)  # the report sums the judge's cost
+        answer = await ask(judged, request)
         if answer.status in _RETRYABLE or answer.body is None:
             return None
-        return parse_verdict(read_reply("chat.completions", answer.body).text)
+        verdicts.append(parse_verdict(read_reply("chat.completions", answer.body).text))
+    (first, first_why), (second, second_why) = verdicts
+    judged_pair = combine(first, second, (first_why, second_why))
+    return Verdict(
+        run,
+        item.id,
+        base.model,
+        cand.model,
+        item.model,
+        item.task,
+        judged_pair.outcome,
+        "judge" if judged_pair.readable else "none",
+        checked.tool_agree,
+        (*checked.reasons, *judged_pair.reasons),
+    )

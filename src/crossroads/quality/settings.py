@@ -41,13 +41,15 @@ class CaptureRules:
 class ShadowRoute:
     """Live requests for served name `model` are sent, in a `sample` share, to `candidate`
     after the client has its answer, within `max_in_flight` at once (more are dropped) and
-    `budget_usd` a day of shadow spend (past it, shadowing stops until the next UTC day)."""
+    `budget_usd` a day of shadow spend (past it, shadowing stops until the next UTC day).
+    `judge`: a served name that judges the pairs the checks leave undecided (None: a tie)."""
 
     model: str
     candidate: str
     sample: float = 0.1
     max_in_flight: int = 4
     budget_usd: float = 1.0
+    judge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ dropped. It is bounded: at most `max_in_flight` shadow calls per route (more are
 queued), and `budget_usd` of shadow spend per UTC day (`note_cost`, fed from the eval ledger's
 records). It goes through the gateway's own app in-process (an ASGI call with the client's own
 credentials and `x-crossroads-eval: shadow:<route>`), so the client's team policy, budget and
-routing apply and the record lands in the eval ledger. Streams are not shadowed: a streamed
-answer is not kept whole to compare with."""
+routing apply and the record lands in the eval ledger. The deterministic checks judge each pair
+first; with the route's `judge`, the pairs they leave undecided go to that model in both orders
+(`replay.judge_pair`), as shadow traffic too. Streams are not shadowed."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from crossroads.quality.replay import PATHS, REFUSED, checks_verdict
+from crossroads.quality.replay import PATHS, REFUSED, checks_verdict, judge_pair
 from crossroads.quality.settings import ShadowRoute
 from crossroads.quality.store import Answer, Captured, QualityStore
 
@@ -164,13 +165,47 @@ class Shadower:
                 reply.headers.get("x-request-id"),
                 None if reply.status_code == 200 else reply.text[:300],
             )
-            verdict = checks_verdict(run, item, base, cand, judge=False)
+            judge = route.judge
+            verdict = checks_verdict(run, item, base, cand, judge=judge is not None)
+            if verdict is None and judge is not None:
+
+                async def ask(judged: Captured, request: dict[str, Any]) -> Answer:
+                    started = time.perf_counter()
+                    async with httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+                    ) as http:
+                        reply = await http.post(
+                            PATHS["chat.completions"],
+                            json={**request, "model": judge},
+                            headers=forwarded,
+                        )
+                    data = reply.json() if reply.status_code == 200 else None
+                    answer = Answer(
+                        judge,
+                        reply.status_code,
+                        data if isinstance(data, dict) else None,
+                        (time.perf_counter() - started) * 1000.0,
+                        reply.headers.get("x-request-id"),
+                        None if reply.status_code == 200 else reply.text[:300],
+                    )
+                    await asyncio.to_thread(self._save_one, run, judged.id, answer)
+                    return answer
+
+                verdict = await judge_pair(run, item, base, cand, ask)
             await asyncio.to_thread(self._save, run, request_id, base, cand, verdict)
             self.done += 1
         except Exception:  # a shadow call's failure is its own: logged, never the client's
             log.exception("shadow call for %s failed", request_id)
         finally:
             self.in_flight[route.model] -= 1
+
+    def _save_one(self, run: str, item: str, answer: Answer) -> None:
+        if self._path is None:
+            return
+        with self._lock:
+            if self._store is None:
+                self._store = QualityStore(self._path)
+            self._store.save_answer(run, item, answer)
 
     def _save(self, run: str, item: str, base: Answer, cand: Answer, verdict: Any) -> None:
         if self._path is None:
