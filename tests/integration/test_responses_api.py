@@ -247,6 +247,9 @@ BAD: list[tuple[Any, str]] = [
     ({"model": "m", "input": "hi", "tool_choice": {"type": "function", "name": "x"}}, "no tool"),
     ({"model": "m", "input": "hi", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
     ({"model": "m", "input": "hi", "previous_response_id": "r" * 300}, "previous_response_id"),
+    ({"model": "m", "input": "hi", "background": True}, "background responses are not supported"),
+    ({"model": "m", "input": "hi", "conversation": "conv_1"}, "Conversations API"),
+    ({"model": "m", "input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt templates"),
 ]
 
 

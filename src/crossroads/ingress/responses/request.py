@@ -248,6 +248,9 @@ class ResponsesRequest(msgspec.Struct):
     metadata: dict[str, str] | None = None
     user: str | None = None
     safety_identifier: str | None = None
+    background: bool = False
+    conversation: Any = None
+    prompt: Any = None
 
 
 @dataclass(slots=True)
@@ -271,6 +274,23 @@ def parse_request(data: JSON) -> ResponsesRequest:
     req = convert_at(data, ResponsesRequest, "")
     if req.metadata is not None and len(req.metadata) > 16:
         raise bad("metadata", "at most 16 key-value pairs")
+    # OpenAI-side features with no gateway equivalent: refused rather than silently ignored.
+    if req.background:
+        raise bad(
+            "background",
+            "background responses are not supported; send the request in the foreground "
+            "(stream: true keeps long answers flowing)",
+        )
+    if req.conversation is not None:
+        raise bad(
+            "conversation",
+            "the Conversations API is not supported; continue with previous_response_id or "
+            "send the whole conversation in input",
+        )
+    if req.prompt is not None:
+        raise bad(
+            "prompt", "stored prompt templates are not supported; send instructions and input"
+        )
     return req
 
 
