@@ -13,12 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from bench import nginx, payloads
+from bench import agent, nginx, payloads
 from bench.processes import HOST, ManagedProcess, free_port
 
-MODES = ("json", "stream")
-MODELS = {"json": "bench-json", "stream": "bench-sse"}
-MOCK_PATHS = {"json": "/json/v1/chat/completions", "stream": "/sse/v1/chat/completions"}
+MODES = ("json", "stream")  # the small-JSON workload
+AGENT_MODES = agent.MODES  # the agent-bodies workload (bench/agent.py)
+PACED = "paced"  # the paced-streams workload (bench/paced.py, bench/paced_run.py)
+MODELS = {
+    "json": "bench-json",
+    "stream": "bench-sse",
+    **dict.fromkeys(AGENT_MODES, agent.MODEL),
+    PACED: "bench-paced",
+}
+MOCK_PATHS = {
+    "json": "/json/v1/chat/completions",
+    "stream": "/sse/v1/chat/completions",
+    "agent-openai": "/tools/v1/chat/completions",
+    PACED: "/paced/v1/chat/completions",
+}
+# The upstream each gateway model goes to: a path prefix of the nginx mock, or the paced mock.
+_UPSTREAM_MODES = ("json", "stream", "agent-openai", PACED)
+# Where each wire format's requests go on a gateway.
+GATEWAY_PATHS = {
+    "json": "/v1/chat/completions",
+    "stream": "/v1/chat/completions",
+    "agent-openai": "/v1/chat/completions",
+    "agent-anthropic": "/v1/messages",
+    "agent-responses": "/v1/responses",
+    PACED: "/v1/chat/completions",
+}
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
 BENCH_KEY = "sk-bench-not-a-secret"
 LITELLM_MASTER_KEY = "sk-bench-master-key-not-a-secret"
 
@@ -37,43 +61,73 @@ class Target:
     data_dir: Path | None = None  # Crossroads only: where its ledger is
     stop_signal: int = 15
     answer_checks: dict[str, str] = field(default_factory=dict)  # mode -> "ok" or the problem
+    ports: dict[str, int] = field(default_factory=dict)  # a mode served on another port
+
+    def port_for(self, mode: str) -> int:
+        return self.ports.get(mode, self.port)
 
     def url(self, mode: str) -> str:
-        return f"http://{HOST}:{self.port}{self.paths[mode]}"
+        return f"http://{HOST}:{self.port_for(mode)}{self.paths[mode]}"
 
     def body(self, mode: str) -> str:
+        if mode in AGENT_MODES:
+            return agent.request_body(mode, self.models[mode])
         return payloads.request_body(self.models[mode], stream=mode == "stream")
 
+    def supports(self, mode: str) -> bool:
+        return mode in self.paths
 
-def start_mock(workdir: Path) -> Target:
+
+def _upstream_base(mode: str, mock_port: int, paced_port: int | None) -> str:
+    """The base URL (ending in /v1) a gateway's model for `mode` sends to."""
+    port = paced_port if mode == PACED else mock_port
+    return f"http://{HOST}:{port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}"
+
+
+def _gateway_modes(paced_port: int | None) -> tuple[str, ...]:
+    return (*MODES, *AGENT_MODES, *((PACED,) if paced_port else ()))
+
+
+def start_mock(workdir: Path, paced_port: int | None = None) -> Target:
+    """The nginx mock, direct. With the paced mock running, the `paced` mode goes straight to
+    it (the baseline the gateways' added latency is measured from)."""
     prefix = workdir / "nginx-mock"
     proc, port = nginx.start("nginx mock", prefix, lambda p: nginx.mock_config(prefix, p))
-    return Target("mock", "nginx mock, direct", proc, port, dict(MOCK_PATHS), stop_signal=3)
+    paths = {m: MOCK_PATHS[m] for m in (*MODES, "agent-openai")}
+    ports = {}
+    if paced_port:
+        paths[PACED], ports[PACED] = MOCK_PATHS[PACED], paced_port
+    return Target("mock", "nginx mock, direct", proc, port, paths, stop_signal=3, ports=ports)
 
 
-def start_nginx_proxy(workdir: Path, mock_port: int) -> Target:
+def start_nginx_proxy(workdir: Path, mock_port: int, paced_port: int | None = None) -> Target:
     prefix = workdir / "nginx-proxy"
     proc, port = nginx.start(
-        "nginx proxy", prefix, lambda p: nginx.proxy_config(prefix, p, mock_port)
+        "nginx proxy", prefix, lambda p: nginx.proxy_config(prefix, p, mock_port, paced_port)
     )
-    return Target("nginx", "nginx reverse proxy", proc, port, dict(MOCK_PATHS), stop_signal=3)
+    paths = {m: MOCK_PATHS[m] for m in (*MODES, "agent-openai")}
+    if paced_port:
+        paths[PACED] = MOCK_PATHS[PACED]
+    return Target("nginx", "nginx reverse proxy", proc, port, paths, stop_signal=3)
 
 
-def crossroads_config(mock_port: int) -> str:
-    """Two providers, one per mock path, each pretending to be the DeepSeek host so that every
-    record is priced as in production; the key comes from the environment as the config rules
-    demand."""
+def crossroads_config(mock_port: int, paced_port: int | None = None) -> str:
+    """One provider per upstream (a path of the nginx mock, or the paced mock), each
+    pretending to be the DeepSeek host so that every record is priced as in production; the key
+    comes from the environment as the config rules demand. The three agent modes share one
+    model: only the ingress differs."""
+    upstreams = [m for m in _UPSTREAM_MODES if m != PACED or paced_port]
     lines = ["embedded: {enabled: false}", "auto_providers: false", "providers:"]
-    for mode in MODES:
+    for mode in upstreams:
         lines += [
             f"  {MODELS[mode]}:",
             "    type: openai",
             "    host: deepseek",
-            f"    base_url: http://{HOST}:{mock_port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}",
+            f"    base_url: {_upstream_base(mode, mock_port, paced_port)}",
             "    api_key_env: CROSSROADS_BENCH_KEY",
         ]
     lines.append("models:")
-    for mode in MODES:
+    for mode in upstreams:
         lines += [
             f"  - name: {MODELS[mode]}",
             f"    provider: {MODELS[mode]}",
@@ -84,7 +138,11 @@ def crossroads_config(mock_port: int) -> str:
 
 
 def start_crossroads(
-    workdir: Path, mock_port: int, crossroads_bin: Path, workers: int = 1
+    workdir: Path,
+    mock_port: int,
+    crossroads_bin: Path,
+    workers: int = 1,
+    paced_port: int | None = None,
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
@@ -94,7 +152,7 @@ def start_crossroads(
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
-    config.write_text(crossroads_config(mock_port))
+    config.write_text(crossroads_config(mock_port, paced_port))
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
@@ -105,9 +163,11 @@ def start_crossroads(
     port = _wait_for(proc, lambda: _banner_port(proc.log), timeout=60, what="the Crossroads banner")
     _wait_ready(proc, port, "/readyz", timeout=30)
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
+    modes = _gateway_modes(paced_port)
     return Target(
-        name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
-    )
+        name, label, proc, port, {m: GATEWAY_PATHS[m] for m in modes}, data_dir=data_dir,
+        headers={"agent-anthropic": dict(ANTHROPIC_HEADERS)},
+    )  # fmt: skip
 
 
 def _banner_port(log: Path) -> int | None:
@@ -115,7 +175,9 @@ def _banner_port(log: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
+def start_litellm(
+    workdir: Path, mock_port: int, litellm_bin: Path, paced_port: int | None = None
+) -> Target:
     """LiteLLM's proxy with 2 workers, no database (so no spend log), production mode, the local
     price map (without it, it downloads one at start and waits) and a master key (recent
     versions refuse to start without one); wrk sends that key."""
@@ -123,8 +185,8 @@ def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
     home.mkdir()
     config = home / "config.yaml"
     lines = ["model_list:"]
-    for mode in MODES:
-        base = f"http://{HOST}:{mock_port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}"
+    for mode in (m for m in _UPSTREAM_MODES if m != PACED or paced_port):
+        base = _upstream_base(mode, mock_port, paced_port)
         lines += [
             f"  - model_name: {MODELS[mode]}",
             "    litellm_params:",
@@ -148,14 +210,18 @@ def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
     proc = ManagedProcess("litellm", argv, home / "litellm.log", env=env, cwd=home)
     _wait_ready(proc, port, "/health/liveliness", timeout=240)
     auth = {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
+    modes = _gateway_modes(paced_port)
+    headers = {mode: dict(auth) for mode in modes}
+    headers["agent-anthropic"] |= {"x-api-key": LITELLM_MASTER_KEY, **ANTHROPIC_HEADERS}
     return Target(
         "litellm", "LiteLLM proxy (2 workers)", proc, port,
-        dict.fromkeys(MODES, "/v1/chat/completions"),
-        headers={mode: dict(auth) for mode in MODES},
+        {m: GATEWAY_PATHS[m] for m in modes}, headers=headers,
     )  # fmt: skip
 
 
-def start_portkey(workdir: Path, mock_port: int, entry: Path, preload: Path) -> Target:
+def start_portkey(
+    workdir: Path, mock_port: int, entry: Path, preload: Path, paced_port: int | None = None
+) -> Target:
     """Portkey's gateway on Node, headless, the upstream chosen per request by headers."""
     home = workdir / "portkey"
     home.mkdir()
@@ -165,19 +231,22 @@ def start_portkey(workdir: Path, mock_port: int, entry: Path, preload: Path) -> 
         "portkey", argv, home / "portkey.log", env={"NODE_ENV": "production"}, cwd=home
     )
     proc.wait_listening(port, timeout=60)
+    modes = _gateway_modes(paced_port)
     headers = {
         mode: {
             "Authorization": f"Bearer {BENCH_KEY}",
             "x-portkey-provider": "openai",
-            "x-portkey-custom-host": f"http://{HOST}:{mock_port}"
-            + MOCK_PATHS[mode].removesuffix("/chat/completions"),
+            "x-portkey-custom-host": _upstream_base(
+                "agent-openai" if mode in AGENT_MODES else mode, mock_port, paced_port
+            ),
         }
-        for mode in MODES
+        for mode in modes
     }
+    headers["agent-anthropic"] |= ANTHROPIC_HEADERS
     return Target(
         "portkey", "Portkey gateway (Node)", proc, port,
-        dict.fromkeys(MODES, "/v1/chat/completions"),
-        models=dict.fromkeys(MODES, payloads.UPSTREAM_MODEL), headers=headers,
+        {m: GATEWAY_PATHS[m] for m in modes},
+        models=dict.fromkeys(modes, payloads.UPSTREAM_MODEL), headers=headers,
     )  # fmt: skip
 
 
@@ -215,7 +284,7 @@ def _wait_ready(proc: ManagedProcess, port: int, path: str, timeout: float) -> N
 def check_answer(target: Target, mode: str) -> str:
     """Sends one request as wrk will and checks the answer carries the mock's content: "ok", or
     what is wrong. Catches a target that answers fast because it answers wrongly."""
-    conn = http.client.HTTPConnection(HOST, target.port, timeout=30)
+    conn = http.client.HTTPConnection(HOST, target.port_for(mode), timeout=30)
     try:
         headers = {"Content-Type": "application/json", **target.headers.get(mode, {})}
         conn.request("POST", target.paths[mode], target.body(mode).encode(), headers)
@@ -229,6 +298,10 @@ def check_answer(target: Target, mode: str) -> str:
     if response.status != 200:
         return f"HTTP {response.status}: {raw[:300]!r}"
     try:
+        if mode in AGENT_MODES:
+            if not content_type.startswith("text/event-stream"):
+                return f"content-type {content_type!r}: {raw[:300]!r}"
+            return agent.check(mode, raw.decode())
         if mode == "json":
             content = json.loads(raw)["choices"][0]["message"]["content"]
             if content != payloads.ANSWER_TEXT.strip():
