@@ -62,6 +62,7 @@ def _http_common(prefix: Path) -> str:
     scgi_temp_path {temp}/scgi;
     keepalive_requests 10000000;
     keepalive_timeout 300s;
+    client_body_buffer_size 256k;
 """
 
 
