@@ -32,11 +32,44 @@ USAGE = {"prompt_tokens": 11_250, "completion_tokens": 64, "total_tokens": 11_31
 CREATED = 1_767_225_600
 UPSTREAM_MODEL = "bench-upstream"
 
-_WORDS = (
-    "repository test change file function module error review commit branch careful small "
-    "honest explain verify build command output directory user request tool result code "
-    "patch read write search plan step check safe clear reason answer context"
-).split()
+_WORDS = [
+    "repository",
+    "test",
+    "change",
+    "file",
+    "function",
+    "module",
+    "error",
+    "review",
+    "commit",
+    "branch",
+    "careful",
+    "small",
+    "honest",
+    "explain",
+    "verify",
+    "build",
+    "command",
+    "output",
+    "directory",
+    "user",
+    "request",
+    "tool",
+    "result",
+    "code",
+    "patch",
+    "read",
+    "write",
+    "search",
+    "plan",
+    "step",
+    "check",
+    "safe",
+    "clear",
+    "reason",
+    "answer",
+    "context",
+]
 
 
 def _sentence(seed: int, length: int) -> str:

@@ -39,8 +39,8 @@ RESULTS = REPO / "bench" / "results"
 CONNECTIONS = (1, 50, 200)  # latency at 1 and 50; throughput at 50 and 200
 AGENT_CONNECTIONS = (1, 50)  # the agent bodies: latency at 1, throughput at 50
 WORKLOADS = ("small", "agent", "paced")
-PACED_LEVELS = "250,500,1000,2000,3000,4000"
-PACED_LEVELS_QUICK = "100,250,500,1000,2000"
+PACED_LEVELS = "50,100,250,500,1000,2000,3000,4000"
+PACED_LEVELS_QUICK = "50,250,500,1000,2000"
 BUSY_LOAD = 0.5  # a 1-minute load average above this before we start: someone else is busy
 
 
@@ -484,7 +484,7 @@ class Bench:
                     "paced_events",
                     "paced_stop_ms",
                 )
-            },  # fmt: skip
+            },
             "load_average": {"before": load_before, "after": load_after},
             "answer_checks": self.answer_checks,
             "summary": [c.to_json() for c in found.values()],

@@ -110,13 +110,13 @@ def proxy_config(prefix: Path, port: int, upstream_port: int, paced_port: int | 
     to the paced mock (bench/paced.py) when there is one."""
     paced = ""
     if paced_port:
-        paced = f"""        location /paced/ {{
+        paced = """        location /paced/ {
             proxy_pass http://paced;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_read_timeout 300s;
-        }}
+        }
 """
     paced_upstream = (
         f"""    upstream paced {{

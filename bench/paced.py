@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -277,8 +278,16 @@ _DONE_MARKS = (b"[DONE]", b"event: message_stop", b"response.completed")
 
 class _Stream(asyncio.Protocol):
     __slots__ = (
-        "run", "transport", "began", "status_seen", "tail", "seen", "prev_sent", "prev_recv",
-        "finished", "first_bytes",
+        "began",
+        "finished",
+        "first_bytes",
+        "prev_recv",
+        "prev_sent",
+        "run",
+        "seen",
+        "status_seen",
+        "tail",
+        "transport",
     )  # fmt: skip
 
     def __init__(self, run: _Run, began: int) -> None:
@@ -409,6 +418,7 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
     out["idle_rss_bytes"] = idle_rss
 
     levels = [int(v) for v in args.levels.split(",")]
+    tasks: set[asyncio.Task[None]] = set()  # connects in progress, referenced until done
     deadline = loop.time() + args.max_seconds
     stop_reason = ""
     for level in levels:
@@ -432,7 +442,9 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
             due = int((now - step_start) * arrivals) + 1
             while launched < due:
                 launched += 1
-                loop.create_task(_open_one(run))
+                task = loop.create_task(_open_one(run))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             if window is None and now >= window_at:
                 window = run.window = _Window()
                 cpu_t, _ = _cpu_rss(target_pids)
@@ -530,8 +542,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="open streams to hold, step by step")  # fmt: skip
     c.add_argument("--hold", type=float, default=6.0, help="measurement window per step, s")
     c.add_argument("--warmup", type=int, default=20, help="short streams before the ramp")
-    c.add_argument("--stop-ms", type=float, default=200.0,
-                   help="stop the ramp after a step whose event delay p99 exceeds this")  # fmt: skip
+    c.add_argument(
+        "--stop-ms",
+        type=float,
+        default=200.0,
+        help="stop the ramp after a step whose event delay p99 exceeds this",
+    )
     c.add_argument("--max-seconds", type=float, default=900.0, help="cap on the whole ramp")
     c.add_argument("--target-pids", default="", help="comma-separated pids of the target")
     c.add_argument("--mock-pids", default="", help="comma-separated pids of the mock")
@@ -545,11 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvloop
 
     if args.command == "mock":
-        try:
-            uvloop.run(serve_mock(args.port, Pace(args.ttft, args.rate, args.events),
-                                  args.ready_file))  # fmt: skip
-        except KeyboardInterrupt:
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            pace = Pace(args.ttft, args.rate, args.events)
+            uvloop.run(serve_mock(args.port, pace, args.ready_file))
         return 0
     result = uvloop.run(_drive(args))
     text = json.dumps(result, indent=1)

@@ -187,13 +187,20 @@ def start_litellm(
     lines = ["model_list:"]
     for mode in (m for m in _UPSTREAM_MODES if m != PACED or paced_port):
         base = _upstream_base(mode, mock_port, paced_port)
+        # For the agent model, LiteLLM's "openai" provider would send Responses requests to
+        # the upstream's /responses (passed through, not translated, and the mock has none);
+        # its OpenAI-compatible `hosted_vllm` provider bridges them to Chat Completions, as
+        # Crossroads does.
+        provider = "hosted_vllm" if mode == "agent-openai" else "openai"
         lines += [
             f"  - model_name: {MODELS[mode]}",
             "    litellm_params:",
-            f"      model: openai/{payloads.UPSTREAM_MODEL}",
+            f"      model: {provider}/{payloads.UPSTREAM_MODEL}",
             f"      api_base: {base}",
             f"      api_key: {BENCH_KEY}",
         ]
+    # Anthropic Messages in: through Chat Completions upstream, not the Responses API.
+    lines += ["litellm_settings:", "  use_chat_completions_url_for_anthropic_messages: true"]
     config.write_text("\n".join(lines) + "\n")
     env = {
         "LITELLM_LOG": "ERROR",
