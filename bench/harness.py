@@ -505,6 +505,8 @@ class Bench:
         md = [f"Run {stamp}, {host['summary']}", ""]
         say("")
         for header, rows in tables.values():
+            if not rows:
+                continue
             say(report.text_table(header, rows))
             say("")
             md += [report.markdown_table(header, rows), ""]

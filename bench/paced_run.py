@@ -196,11 +196,23 @@ def summarize(ramps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if all(v["passed"] for v in verdicts):  # this step and every one below it
                 best = step | {"added_delay_p99_ms": _r(added), "added_ttft_p50_ms": _r(ttft_added)}
         idle = ramp_.get("idle_rss_bytes", 0)
+        # Memory per stream as the slope between the least and the most streams held open
+        # without errors (latency aside): what one more open stream costs, free of the fixed
+        # growth (allocator arenas, caches) of the first streams after the warm-up.
+        clean = [s for s in ramp_.get("levels", []) if s["errors"] == 0 and s["open_mean"] > 0]
+        slope = None
+        if len(clean) >= 2 and clean[-1]["open_mean"] > clean[0]["open_mean"]:
+            slope = round(
+                (clean[-1]["target_rss_bytes"] - clean[0]["target_rss_bytes"])
+                / (clean[-1]["open_mean"] - clean[0]["open_mean"])
+            )
         entry: dict[str, Any] = {
             "steps": verdicts,
             "errors": ramp_.get("errors", {}),
             "stop_reason": ramp_.get("stop_reason", ""),
             "noisy": ramp_.get("noisy", False),
+            "rss_slope_bytes_per_open_stream": slope,
+            "rss_slope_between": [clean[0]["open_mean"], clean[-1]["open_mean"]] if slope else None,
         }
         if best is not None:
             open_ = max(best["open_mean"], 1)
@@ -231,13 +243,14 @@ def table(
 ) -> tuple[list[str], list[list[str]]]:
     header = [
         "target", "streams open (bound met)", "added delay p99 ms", "added TTFT p50 ms",
-        "CPU us/event", "RSS KB/open stream", "mock / client us/event", "errors",
+        "CPU us/event", "RSS KB/open stream", "RSS KB/stream (slope)", "mock / client us/event",
+        "errors",
     ]  # fmt: skip
     rows = []
     for name, s in summary.items():
         errors = sum(s["errors"].values()) if s["errors"] else 0
         if "at_level" not in s:
-            rows.append([labels.get(name, name), "0", "-", "-", "-", "-", "-", str(errors)])
+            rows.append([labels.get(name, name), "0", "-", "-", "-", "-", _kb(s), "-", str(errors)])
             continue
         rows.append(
             [
@@ -247,8 +260,17 @@ def table(
                 "-" if s["added_ttft_p50_ms"] is None else f"{s['added_ttft_p50_ms']:.1f}",
                 "-" if s["cpu_us_per_event"] is None else f"{s['cpu_us_per_event']:.1f}",
                 f"{s['rss_per_open_stream_bytes'] / 1024:,.1f}",
+                _kb(s),
                 f"{_us(s['mock_cpu_us_per_event'])} / {_us(s['client_cpu_us_per_event'])}",
                 str(errors),
             ]
         )
     return header, rows
+
+
+def _kb(s: dict[str, Any]) -> str:
+    slope = s.get("rss_slope_bytes_per_open_stream")
+    if slope is None:
+        return "-"
+    low, high = s["rss_slope_between"]
+    return f"{slope / 1024:,.1f} ({low:,.0f}-{high:,.0f})"
