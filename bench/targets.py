@@ -187,15 +187,10 @@ def start_litellm(
     lines = ["model_list:"]
     for mode in (m for m in _UPSTREAM_MODES if m != PACED or paced_port):
         base = _upstream_base(mode, mock_port, paced_port)
-        # For the agent model, LiteLLM's "openai" provider would send Responses requests to
-        # the upstream's /responses (passed through, not translated, and the mock has none);
-        # its OpenAI-compatible `hosted_vllm` provider bridges them to Chat Completions, as
-        # Crossroads does.
-        provider = "hosted_vllm" if mode == "agent-openai" else "openai"
         lines += [
             f"  - model_name: {MODELS[mode]}",
             "    litellm_params:",
-            f"      model: {provider}/{payloads.UPSTREAM_MODEL}",
+            f"      model: openai/{payloads.UPSTREAM_MODEL}",
             f"      api_base: {base}",
             f"      api_key: {BENCH_KEY}",
         ]
