@@ -1,6 +1,9 @@
-"""`make bench` (`bench/run`): starts an nginx mock upstream, then each target in turn in front of
-it (the mock itself, an nginx reverse proxy, Crossroads, and with PEERS=1 LiteLLM and Portkey),
-drives each with wrk in bounded, repeated runs, and prints and saves the figures.
+"""`make bench` (`bench/run`): starts an nginx mock upstream (and the paced mock), then each
+target in turn in front of it (the mock itself, an nginx reverse proxy, Crossroads, and with
+PEERS=1 LiteLLM and Portkey), drives each with three workloads in bounded runs, and prints and
+saves the figures: `small` (a 350-byte chat request, whole and streamed; wrk), `agent` (a 40 KB
+coding agent's request through three ingresses; wrk; bench/agent.py) and `paced` (slow streams,
+open-loop, ramped to thousands open at once; bench/paced.py, bench/paced_run.py).
 
 Settings come from flags or the environment: BENCH_DURATION (s per run, default 10),
 BENCH_REPS (3), BENCH_WARMUP (2), BENCH_QUICK=1 (3 s, 1 repetition, 1 s warm-up), PEERS=1.
@@ -27,13 +30,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import deps, measure, profiling, report, soak, system, targets, wrk
+from bench import deps, measure, paced_run, profiling, report, soak, system, targets, wrk
 from bench.measure import RunResult
 from bench.targets import Target
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 CONNECTIONS = (1, 50, 200)  # latency at 1 and 50; throughput at 50 and 200
+AGENT_CONNECTIONS = (1, 50)  # the agent bodies: latency at 1, throughput at 50
+WORKLOADS = ("small", "agent", "paced")
+PACED_LEVELS = "50,100,250,500,1000,2000,3000,4000"
+PACED_LEVELS_QUICK = "50,250,500,1000,2000"
 BUSY_LOAD = 0.5  # a 1-minute load average above this before we start: someone else is busy
 
 
@@ -54,9 +61,39 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--targets",
         help="comma-separated subset of mock,nginx,crossroads,crossroads-2w (two workers),"
-        "crossroads-shadow (every JSON request also shadowed to a candidate),litellm,portkey",
+        "crossroads-otel, crossroads-otel-sampled (OTLP export on), crossroads-shadow (every "
+        "JSON request also shadowed to a candidate), crossroads-base (the code in "
+        "$BENCH_BASE_SRC, for before/after ratios), litellm,portkey",
     )
-    p.add_argument("--modes", default="json,stream", help="json, stream or both")
+    p.add_argument(
+        "--workloads",
+        default=os.environ.get("BENCH_WORKLOADS", ",".join(WORKLOADS)),
+        help="comma-separated subset of small (350-byte chat, --modes), agent (40 KB agent "
+        "bodies, three ingresses), paced (slow streams ramped open-loop)",
+    )
+    p.add_argument("--modes", default="json,stream", help="the small workload: json, stream")
+    p.add_argument(
+        "--agent-modes",
+        default=",".join(targets.AGENT_MODES),
+        help="the agent workload's modes: agent-openai, agent-anthropic, agent-responses",
+    )
+    p.add_argument(
+        "--agent-connections",
+        default=",".join(map(str, AGENT_CONNECTIONS)),
+        help="wrk connection counts for the agent workload",
+    )
+    p.add_argument("--paced-levels", help=f"streams to hold open, step by step ({PACED_LEVELS})")
+    p.add_argument("--paced-hold", type=float, help="seconds measured per step (6; quick 3)")
+    p.add_argument("--paced-ttft", type=float, help="mock's seconds before a stream's first "
+                   "byte (2; quick 1)")  # fmt: skip
+    p.add_argument("--paced-rate", type=float, default=20.0, help="events per second per stream")
+    p.add_argument("--paced-events", type=int, help="content events per stream (200; quick 60)")
+    p.add_argument(
+        "--paced-stop-ms",
+        type=float,
+        default=200.0,
+        help="end a target's ramp after a step whose event delay p99 exceeds this",
+    )
     p.add_argument(
         "--interleave",
         action="store_true",
@@ -83,8 +120,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     p.add_argument(
         "--profile",
-        choices=["json", "stream"],
-        help="record a py-spy profile of Crossroads under this load instead of benchmarking",
+        choices=["json", "stream", *targets.AGENT_MODES, targets.PACED],
+        help="record a py-spy profile of Crossroads under this load instead of benchmarking "
+        "(paced: at --paced-levels' first level)",
     )
     p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument(
@@ -103,8 +141,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         ",litellm,portkey" if args.peers else ""
     )
     args.targets = (args.targets or default_targets).split(",")
-    args.modes = args.modes.split(",")
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown:
+        p.error(f"unknown workloads {', '.join(sorted(unknown))}")
+    args.modes = args.modes.split(",") if "small" in args.workloads else []
+    args.agent_modes = args.agent_modes.split(",") if "agent" in args.workloads else []
     args.connections = [int(c) for c in args.connections.split(",")]
+    args.agent_connections = [int(c) for c in args.agent_connections.split(",")]
+    args.paced = "paced" in args.workloads or args.profile == targets.PACED
+    args.paced_levels = args.paced_levels or (PACED_LEVELS_QUICK if args.quick else PACED_LEVELS)
+    if args.paced_hold is None:
+        args.paced_hold = 3.0 if args.quick else 6.0
+    if args.paced_ttft is None:
+        args.paced_ttft = 1.0 if args.quick else 2.0
+    if args.paced_events is None:
+        args.paced_events = 60 if args.quick else 200
     return args
 
 
@@ -118,6 +170,7 @@ CROSSROADS_TARGETS = (
     "crossroads-otel",
     "crossroads-otel-sampled",
     "crossroads-shadow",
+    "crossroads-base",
 )
 
 
@@ -136,6 +189,9 @@ class Bench:
         self.smoke_requests: dict[str, int] = {}
         self.mock: Target | None = None
         self.target_git: dict[str, dict[str, Any]] = {}
+        self.paced_mock: Any = None  # the paced mock's ManagedProcess, when it runs
+        self.paced_port: int | None = None
+        self.paced: dict[str, dict[str, Any]] = {}  # ramp results by target
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -145,37 +201,71 @@ class Bench:
 
     def starter(self, name: str) -> Callable[[], Target]:
         assert self.mock is not None
-        mock_port = self.mock.port
+        mock_port, paced = self.mock.port, self.paced_port
         if name == "mock":
             mock = self.mock
             return lambda: mock
         if name == "nginx":
-            return lambda: targets.start_nginx_proxy(self.workdir, mock_port)
+            return lambda: targets.start_nginx_proxy(self.workdir, mock_port, paced)
         if name in CROSSROADS_TARGETS:
             binary = Path(sys.executable).parent / "crossroads"
             workers = 2 if name == "crossroads-2w" else 1
             otel = name.startswith("crossroads-otel")
-            ratio = 0.1 if name == "crossroads-otel-sampled" else None
-            shadow = name == "crossroads-shadow"
+            base = None
+            if name == "crossroads-base":
+                src = os.environ.get("BENCH_BASE_SRC")
+                if not src:
+                    raise SystemExit("crossroads-base needs BENCH_BASE_SRC: a source tree (src/)")
+                base = Path(src)
             return lambda: targets.start_crossroads(
-                self.workdir, mock_port, binary, workers, otel, ratio, shadow
+                self.workdir,
+                mock_port,
+                binary,
+                workers,
+                paced,
+                otel=otel,
+                ratio=0.1 if name == "crossroads-otel-sampled" else None,
+                shadow=name == "crossroads-shadow",
+                base_src=base,
             )
         if name == "litellm":
-            return lambda: targets.start_litellm(self.workdir, mock_port, deps.ensure_litellm())
+            return lambda: targets.start_litellm(
+                self.workdir, mock_port, deps.ensure_litellm(), paced
+            )
         if name == "portkey":
-            return lambda: targets.start_portkey(self.workdir, mock_port, *deps.ensure_portkey())
+            return lambda: targets.start_portkey(
+                self.workdir, mock_port, *deps.ensure_portkey(), paced
+            )
         raise SystemExit(f"unknown target {name!r}")
 
-    def check_answers(self, target: Target) -> None:
-        checks = {mode: targets.check_answer(target, mode) for mode in self.args.modes}
+    def wrk_modes(self, target: Target) -> list[str]:
+        """The small and agent modes this target can serve (a mode it cannot is left out)."""
+        return [m for m in (*self.args.modes, *self.args.agent_modes) if target.supports(m)]
+
+    def connections_for(self, mode: str) -> list[int]:
+        return self.args.agent_connections if mode in targets.AGENT_MODES else self.args.connections
+
+    def check_answers(self, target: Target, modes: Sequence[str] | None = None) -> list[str]:
+        """Checks one answer per mode; returns the modes to measure. A peer whose answer is
+        wrong in an agent mode cannot do that workload: it is left out, with a warning."""
+        modes = list(self.args.modes if modes is None else modes)
+        checks = {mode: targets.check_answer(target, mode) for mode in modes}
         self.smoke_requests[target.name] = len(checks)
         self.answer_checks[target.name] = checks
+        keep = []
         for mode, outcome in checks.items():
-            if outcome != "ok":
-                message = f"{target.name} {mode}: the answer is not the mock's: {outcome}"
-                if target.name in ("mock", "nginx") or _ours(target.name):
-                    raise RuntimeError(message)
-                self.warn(message + " (measured anyway; read its figures with care)")
+            if outcome == "ok":
+                keep.append(mode)
+                continue
+            message = f"{target.name} {mode}: the answer is not the mock's: {outcome}"
+            if target.name in ("mock", "nginx") or _ours(target.name):
+                raise RuntimeError(message)
+            if mode in targets.AGENT_MODES:
+                self.warn(message + " (it cannot do this workload: not measured)")
+                continue
+            keep.append(mode)
+            self.warn(message + " (measured anyway; read its figures with care)")
+        return keep
 
     def bench_target(self, name: str) -> None:
         say(f"==> {report.LABELS.get(name, name)}: starting")
@@ -187,22 +277,32 @@ class Bench:
         say(f"    pid {target.process.pid}, port {target.port}, up in {took:.1f}s")
         try:
             self.sampler.watch(name, target.process.pid)
-            self.check_answers(target)
+            modes = self.check_answers(target, self.wrk_modes(target))
             scripts = {
                 mode: wrk.write_script(
                     self.workdir / f"wrk-{name}-{mode}.lua",
                     target.body(mode),
                     target.headers.get(mode, {}),
                 )
-                for mode in self.args.modes
+                for mode in modes
             }
-            for mode in self.args.modes:
+            for mode in modes:
                 if self.args.warmup > 0:
                     self.runs.append(self.one(target, mode, 50, -1, scripts[mode], warmup=True))
             for rep in range(self.args.reps):
-                for mode in self.args.modes:
-                    for conns in self.args.connections:
+                for mode in modes:
+                    for conns in self.connections_for(mode):
                         self.runs.append(self.one(target, mode, conns, rep, scripts[mode]))
+            if self.args.paced and self.paced_mock is not None and target.supports(targets.PACED):
+                say(f"    paced streams: ramp {self.args.paced_levels} open at once")
+                self.paced[name] = paced_run.ramp(self, target, self.paced_mock.pid)
+                # Every paced stream is a request the ledger records, warm-up included.
+                ramp = self.paced[name]
+                self.smoke_requests[name] = (
+                    self.smoke_requests.get(name, 0)
+                    + ramp.get("started", 0)
+                    + ramp.get("warmup", {}).get("completed", 0)
+                )
         except RuntimeError as exc:
             if target.process.alive():
                 raise
@@ -392,7 +492,11 @@ class Bench:
         started = dt.datetime.now(dt.UTC)
         self.sampler.start()
         say(f"==> Working folder {self.workdir}")
-        self.mock = targets.start_mock(self.workdir)
+        if self.args.paced:
+            self.paced_mock, self.paced_port = paced_run.start_mock(self.workdir, self.args)
+            say(f"==> paced mock upstream on 127.0.0.1:{self.paced_port} "
+                f"(pid {self.paced_mock.pid})")  # fmt: skip
+        self.mock = targets.start_mock(self.workdir, self.paced_port)
         self.sampler.watch("mock", self.mock.process.pid)
         say(f"==> nginx mock upstream on 127.0.0.1:{self.mock.port} (pid {self.mock.process.pid})")
         try:
@@ -408,6 +512,8 @@ class Bench:
                         raise
         finally:
             self.mock.process.stop(signal.SIGQUIT)
+            if self.paced_mock is not None:
+                self.paced_mock.stop()
             self.sampler.stop()
         load_after = system.load_average()
         say("==> Load average after: " + " ".join(f"{v:.2f}" for v in load_after))
@@ -420,8 +526,12 @@ class Bench:
         load_after: tuple[float, float, float],
     ) -> Path:
         found = report.cells(self.runs)
-        names, modes = self.args.targets, self.args.modes
+        names, modes = self.args.targets, [*self.args.modes, *self.args.agent_modes]
         tables = report.tables(found, names, modes)
+        agent_figures = report.agent_figures(found, names)
+        paced = paced_run.summarize(self.paced) if self.paced else {}
+        if paced:
+            tables["paced"] = paced_run.table(paced, report.LABELS)
         added = report.added_latency(found, modes)
         ratios = report.ratios(found, names, modes)
         against_peers = report.peer_ratios(found, names, modes)
@@ -441,13 +551,28 @@ class Bench:
                 k: getattr(self.args, k)
                 for k in ("duration", "reps", "warmup", "connections", "threads", "timeout")
             }
-            | {"quick": self.args.quick, "peers": self.args.peers, "targets": names},
+            | {"quick": self.args.quick, "peers": self.args.peers, "targets": names}
+            | {"workloads": self.args.workloads, "modes": modes}
+            | {
+                k: getattr(self.args, k)
+                for k in (
+                    "agent_connections",
+                    "paced_levels",
+                    "paced_hold",
+                    "paced_ttft",
+                    "paced_rate",
+                    "paced_events",
+                    "paced_stop_ms",
+                )
+            },
             "load_average": {"before": load_before, "after": load_after},
             "answer_checks": self.answer_checks,
             "summary": [c.to_json() for c in found.values()],
             "added_latency_ms": added,
             "ratios": ratios,
             "against_peers": against_peers,
+            "agent": agent_figures,
+            "paced": {"summary": paced, "ramps": self.paced},
             "ledger_check": self.ledger,
             "crossroads_log": self.crossroads_log,
             "noisy_runs": noisy,
@@ -460,6 +585,8 @@ class Bench:
         md = [f"Run {stamp}, {host['summary']}", ""]
         say("")
         for header, rows in tables.values():
+            if not rows:
+                continue
             say(report.text_table(header, rows))
             say("")
             md += [report.markdown_table(header, rows), ""]
@@ -476,6 +603,13 @@ class Bench:
                 for line in report.pair_lines(self.runs, names[0], other, modes):
                     say(line)
                     md.append(line + "  ")
+        for line in report.agent_lines(agent_figures):
+            say(line)
+            md.append(line + "  ")
+        if paced:
+            say(f"Paced: a step passes with no error and the event delay p99 at most "
+                f"{paced_run.ADDED_P99_MS:g} ms over the direct-to-mock run at the same step; "
+                "streams open = the mean during the best passing step's window.")  # fmt: skip
         for name, check in self.ledger.items():
             say(f"Ledger check, {name}: {json.dumps(check)}")
         if noisy:
@@ -526,6 +660,15 @@ def git_state() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD"), "changed_files": len(changed), "diff_sha256": diff}
 
 
+def _raise_fd_limit() -> None:
+    """The soft open-files limit up to the hard one; the servers started inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     deps.ensure_debian_tools()
@@ -535,12 +678,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             deps.ensure_litellm()
         if "portkey" in args.targets:
             deps.ensure_portkey()
+    _raise_fd_limit()  # thousands of paced streams: two sockets each in a gateway
     if not (args.profile or args.soak):
         say(
-            f"==> Targets {', '.join(args.targets)}; modes {', '.join(args.modes)}; connections "
-            f"{args.connections}; {args.duration:g} s x {args.reps} repetition(s), "
-            f"{args.warmup:g} s warm-up per mode"
+            f"==> Targets {', '.join(args.targets)}; workloads {', '.join(args.workloads)}; "
+            f"modes {', '.join([*args.modes, *args.agent_modes])}; connections "
+            f"{args.connections} (agent {args.agent_connections}); {args.duration:g} s x "
+            f"{args.reps} repetition(s), {args.warmup:g} s warm-up per mode"
         )
+        if args.paced:
+            say(
+                f"==> Paced streams: levels {args.paced_levels} open at once, "
+                f"{args.paced_hold:g} s measured per level; each stream waits "
+                f"{args.paced_ttft:g} s, then {args.paced_events} events at "
+                f"{args.paced_rate:g}/s"
+            )
     bench = Bench(args)
     try:
         if args.profile:

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import payloads
+from bench import agent, payloads
 from bench.processes import HOST, ManagedProcess, free_port
 
 _PIECE = 3000  # bytes per map variable, well under nginx's 4 KiB token limit
@@ -62,18 +62,28 @@ def _http_common(prefix: Path) -> str:
     scgi_temp_path {temp}/scgi;
     keepalive_requests 10000000;
     keepalive_timeout 300s;
+    client_body_buffer_size 256k;
 """
 
 
-def mock_config(prefix: Path, port: int) -> str:
-    pieces = _pieces(payloads.sse_events())
+def _maps(name: str, events: list[str]) -> tuple[str, str]:
+    """`map` blocks holding a stream in pieces, and the `$a$b...` that joins them."""
+    pieces = _pieces(events)
     maps = "\n".join(
-        f"    map $request_method $sse_piece{i} {{ default {_quote(p)}; }}"
+        f"    map $request_method ${name}{i} {{ default {_quote(p)}; }}"
         for i, p in enumerate(pieces)
     )
-    joined = "".join(f"$sse_piece{i}" for i in range(len(pieces)))
+    return maps, "".join(f"${name}{i}" for i in range(len(pieces)))
+
+
+def mock_config(prefix: Path, port: int) -> str:
+    """`/json/...` a whole answer, `/sse/...` the 22-event stream, `/tools/...` the agent
+    workload's streamed tool call (bench/agent.py)."""
+    maps, joined = _maps("sse_piece", payloads.sse_events())
+    tool_maps, tool_joined = _maps("tool_piece", agent.sse_events())
     return f"""{_common(prefix)}http {{
 {_http_common(prefix)}{maps}
+{tool_maps}
     server {{
         listen {HOST}:{port} backlog=4096;
         location = /json/v1/chat/completions {{
@@ -91,15 +101,41 @@ def mock_config(prefix: Path, port: int) -> str:
             default_type application/x-protobuf;
             return 200 "";
         }}
+        location = /tools/v1/chat/completions {{
+            default_type text/event-stream;
+            return 200 "{tool_joined}";
+        }}
         location / {{ return 404; }}
     }}
 }}
 """
 
 
-def proxy_config(prefix: Path, port: int, upstream_port: int) -> str:
+def proxy_config(prefix: Path, port: int, upstream_port: int, paced_port: int | None = None) -> str:
     """A reverse proxy as one would put in front of an LLM host: HTTP/1.1 keep-alive to the
-    upstream and no response buffering, so streams are relayed as they arrive."""
+    upstream and no response buffering, so streams are relayed as they arrive. `/paced/` goes
+    to the paced mock (bench/paced.py) when there is one."""
+    paced = ""
+    if paced_port:
+        paced = """        location /paced/ {
+            proxy_pass http://paced;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+        }
+"""
+    paced_upstream = (
+        f"""    upstream paced {{
+        server {HOST}:{paced_port};
+        keepalive 4096;
+        keepalive_requests 10000000;
+        keepalive_timeout 300s;
+    }}
+"""
+        if paced_port
+        else ""
+    )
     return f"""{_common(prefix)}http {{
 {_http_common(prefix)}    upstream mock {{
         server {HOST}:{upstream_port};
@@ -107,7 +143,7 @@ def proxy_config(prefix: Path, port: int, upstream_port: int) -> str:
         keepalive_requests 10000000;
         keepalive_timeout 300s;
     }}
-    server {{
+{paced_upstream}    server {{
         listen {HOST}:{port} backlog=4096;
         location / {{
             proxy_pass http://mock;
@@ -115,7 +151,7 @@ def proxy_config(prefix: Path, port: int, upstream_port: int) -> str:
             proxy_set_header Connection "";
             proxy_buffering off;
         }}
-    }}
+{paced}    }}
 }}
 """
 

@@ -316,3 +316,59 @@ def pair_lines(runs: Sequence[Any], base: str, other: str, modes: Sequence[str])
                 f"CPU per request x{statistics.median(cpu):.3f}"
             )
     return lines
+
+
+AGENT = ("agent-openai", "agent-anthropic", "agent-responses")
+
+
+def agent_figures(
+    found: dict[tuple[str, str, int], Cell], targets: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """The agent workload's derived figures, from the medians of this run: for each target, the
+    CPU per request of translating (Anthropic in, and Responses in) over passing through the
+    same body (OpenAI in), at 50 connections; and each Crossroads target's requests per second
+    over each peer's, per mode, at 1 and 50 connections."""
+    out: dict[str, dict[str, float]] = {}
+    for target in targets:
+        entry: dict[str, float] = {}
+        base = found.get((target, "agent-openai", 50))
+        for mode in AGENT[1:]:
+            mine = found.get((target, mode, 50))
+            if base and mine and base.cpu_ms and mine.cpu_ms and base.cpu_ms.median:
+                entry[f"cpu_{mode.removeprefix('agent-')}_over_openai"] = round(
+                    mine.cpu_ms.median / base.cpu_ms.median, 2
+                )
+        if entry:
+            out[target] = entry
+    for ours in (t for t in targets if t.startswith("crossroads")):
+        for peer in (t for t in targets if t in PEERS):
+            entry = {}
+            for mode in AGENT:
+                for conns in (1, 50):
+                    a, b = found.get((ours, mode, conns)), found.get((peer, mode, conns))
+                    if a and b and a.rps and b.rps and b.rps.median:
+                        entry[f"{mode}_rps@{conns}"] = round(a.rps.median / b.rps.median, 2)
+            if entry:
+                out[f"{ours}/{peer}"] = entry
+    return out
+
+
+def agent_lines(figures: dict[str, dict[str, float]]) -> list[str]:
+    lines = []
+    for key, entry in figures.items():
+        if "/" in key:
+            ours, peer = key.split("/")
+            text = ", ".join(f"{k.replace('_rps@', ' req/s @')} {v:g}x" for k, v in entry.items())
+            lines.append(
+                f"Agent bodies, {LABELS.get(ours, ours)} over {LABELS.get(peer, peer)}: {text}"
+            )
+        else:
+            text = ", ".join(
+                f"{k.removeprefix('cpu_').replace('_over_openai', '')} {v:g}x"
+                for k, v in entry.items()
+            )
+            lines.append(
+                f"Agent bodies, {LABELS.get(key, key)}: CPU per request translated over passed "
+                f"through (agent-openai), at 50 connections: {text}"
+            )
+    return lines

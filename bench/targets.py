@@ -13,12 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from bench import nginx, payloads
+from bench import agent, nginx, payloads
 from bench.processes import HOST, ManagedProcess, free_port
 
-MODES = ("json", "stream")
-MODELS = {"json": "bench-json", "stream": "bench-sse"}
-MOCK_PATHS = {"json": "/json/v1/chat/completions", "stream": "/sse/v1/chat/completions"}
+MODES = ("json", "stream")  # the small-JSON workload
+AGENT_MODES = agent.MODES  # the agent-bodies workload (bench/agent.py)
+PACED = "paced"  # the paced-streams workload (bench/paced.py, bench/paced_run.py)
+MODELS = {
+    "json": "bench-json",
+    "stream": "bench-sse",
+    **dict.fromkeys(AGENT_MODES, agent.MODEL),
+    PACED: "bench-paced",
+}
+MOCK_PATHS = {
+    "json": "/json/v1/chat/completions",
+    "stream": "/sse/v1/chat/completions",
+    "agent-openai": "/tools/v1/chat/completions",
+    PACED: "/paced/v1/chat/completions",
+}
+# The upstream each gateway model goes to: a path prefix of the nginx mock, or the paced mock.
+_UPSTREAM_MODES = ("json", "stream", "agent-openai", PACED)
+# Where each wire format's requests go on a gateway.
+GATEWAY_PATHS = {
+    "json": "/v1/chat/completions",
+    "stream": "/v1/chat/completions",
+    "agent-openai": "/v1/chat/completions",
+    "agent-anthropic": "/v1/messages",
+    "agent-responses": "/v1/responses",
+    PACED: "/v1/chat/completions",
+}
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
 BENCH_KEY = "sk-bench-not-a-secret"
 LITELLM_MASTER_KEY = "sk-bench-master-key-not-a-secret"
 
@@ -37,26 +61,54 @@ class Target:
     data_dir: Path | None = None  # Crossroads only: where its ledger is
     stop_signal: int = 15
     answer_checks: dict[str, str] = field(default_factory=dict)  # mode -> "ok" or the problem
+    ports: dict[str, int] = field(default_factory=dict)  # a mode served on another port
+
+    def port_for(self, mode: str) -> int:
+        return self.ports.get(mode, self.port)
 
     def url(self, mode: str) -> str:
-        return f"http://{HOST}:{self.port}{self.paths[mode]}"
+        return f"http://{HOST}:{self.port_for(mode)}{self.paths[mode]}"
 
     def body(self, mode: str) -> str:
+        if mode in AGENT_MODES:
+            return agent.request_body(mode, self.models[mode])
         return payloads.request_body(self.models[mode], stream=mode == "stream")
 
+    def supports(self, mode: str) -> bool:
+        return mode in self.paths
 
-def start_mock(workdir: Path) -> Target:
+
+def _upstream_base(mode: str, mock_port: int, paced_port: int | None) -> str:
+    """The base URL (ending in /v1) a gateway's model for `mode` sends to."""
+    port = paced_port if mode == PACED else mock_port
+    return f"http://{HOST}:{port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}"
+
+
+def _gateway_modes(paced_port: int | None) -> tuple[str, ...]:
+    return (*MODES, *AGENT_MODES, *((PACED,) if paced_port else ()))
+
+
+def start_mock(workdir: Path, paced_port: int | None = None) -> Target:
+    """The nginx mock, direct. With the paced mock running, the `paced` mode goes straight to
+    it (the baseline the gateways' added latency is measured from)."""
     prefix = workdir / "nginx-mock"
     proc, port = nginx.start("nginx mock", prefix, lambda p: nginx.mock_config(prefix, p))
-    return Target("mock", "nginx mock, direct", proc, port, dict(MOCK_PATHS), stop_signal=3)
+    paths = {m: MOCK_PATHS[m] for m in (*MODES, "agent-openai")}
+    ports = {}
+    if paced_port:
+        paths[PACED], ports[PACED] = MOCK_PATHS[PACED], paced_port
+    return Target("mock", "nginx mock, direct", proc, port, paths, stop_signal=3, ports=ports)
 
 
-def start_nginx_proxy(workdir: Path, mock_port: int) -> Target:
+def start_nginx_proxy(workdir: Path, mock_port: int, paced_port: int | None = None) -> Target:
     prefix = workdir / "nginx-proxy"
     proc, port = nginx.start(
-        "nginx proxy", prefix, lambda p: nginx.proxy_config(prefix, p, mock_port)
+        "nginx proxy", prefix, lambda p: nginx.proxy_config(prefix, p, mock_port, paced_port)
     )
-    return Target("nginx", "nginx reverse proxy", proc, port, dict(MOCK_PATHS), stop_signal=3)
+    paths = {m: MOCK_PATHS[m] for m in (*MODES, "agent-openai")}
+    if paced_port:
+        paths[PACED] = MOCK_PATHS[PACED]
+    return Target("nginx", "nginx reverse proxy", proc, port, paths, stop_signal=3)
 
 
 def otel_config(mock_port: int, ratio: float | None = None) -> str:
@@ -70,34 +122,43 @@ def otel_config(mock_port: int, ratio: float | None = None) -> str:
     return text
 
 
-def crossroads_config(mock_port: int, shadow: bool = False) -> str:
-    """Two providers, one per mock path, each pretending to be the DeepSeek host so that every
-    record is priced as in production; the key comes from the environment as the config rules
-    demand. `shadow`: every JSON request is also shadowed to a candidate served by the same
-    mock (the worst case: sample 1.0), to show that the client's latency does not change."""
+def crossroads_config(
+    mock_port: int,
+    paced_port: int | None = None,
+    *,
+    shadow: bool = False,
+    catalog_model: str = "deepseek/deepseek-v4-pro",
+) -> str:
+    """One provider per upstream (a path of the nginx mock, or the paced mock), each
+    pretending to be the DeepSeek host so that every record is priced as in production; the key
+    comes from the environment as the config rules demand. The three agent modes share one
+    model: only the ingress differs. `shadow`: every JSON request is also shadowed to a
+    candidate served by the same mock (the worst case: sample 1.0), to show that the client's
+    latency does not change."""
+    upstreams = [m for m in _UPSTREAM_MODES if m != PACED or paced_port]
     lines = ["embedded: {enabled: false}", "auto_providers: false", "providers:"]
-    for mode in MODES:
+    for mode in upstreams:
         lines += [
             f"  {MODELS[mode]}:",
             "    type: openai",
             "    host: deepseek",
-            f"    base_url: http://{HOST}:{mock_port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}",
+            f"    base_url: {_upstream_base(mode, mock_port, paced_port)}",
             "    api_key_env: CROSSROADS_BENCH_KEY",
         ]
     lines.append("models:")
-    for mode in MODES:
+    for mode in upstreams:
         lines += [
             f"  - name: {MODELS[mode]}",
             f"    provider: {MODELS[mode]}",
             f"    upstream_model: {payloads.UPSTREAM_MODEL}",
-            "    catalog_model: deepseek/deepseek-v4-pro",
+            f"    catalog_model: {catalog_model}",
         ]
     if shadow:
         lines += [
             "  - name: bench-candidate",
             f"    provider: {MODELS['json']}",
             f"    upstream_model: {payloads.UPSTREAM_MODEL}",
-            "    catalog_model: deepseek/deepseek-v4-pro",
+            f"    catalog_model: {catalog_model}",
             "quality:",
             "  shadow:",
             f"    - {{model: {MODELS['json']}, candidate: bench-candidate, sample: 1.0,"
@@ -111,42 +172,54 @@ def start_crossroads(
     mock_port: int,
     crossroads_bin: Path,
     workers: int = 1,
+    paced_port: int | None = None,
+    *,
     otel: bool = False,
     ratio: float | None = None,
     shadow: bool = False,
+    base_src: Path | None = None,
 ) -> Target:
     """`crossroads serve` as in production: its own process (`workers` > 1: that many forked
     workers on one socket), uvloop + httptools, log level warning, ledger on, embedded model
     off. Port 0: the banner says which port it got. `otel`: with OpenTelemetry export on, to
     the mock's OTLP sink (target `crossroads-otel`). `shadow`: every JSON request shadowed
-    (target `crossroads-shadow`)."""
+    (target `crossroads-shadow`). `base_src`: the gateway's code from that source tree instead
+    (target `crossroads-base`, `BENCH_BASE_SRC`: a checkout of an earlier commit, measured in
+    the same run for before/after ratios; its catalog may predate today's model ids)."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
     if otel:
         name += "-otel" if ratio is None else "-otel-sampled"
     name += "-shadow" if shadow else ""
+    name += "-base" if base_src is not None else ""
     home = workdir / name
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
+    model = "deepseek/deepseek-v3.2" if base_src is not None else "deepseek/deepseek-v4-pro"
     config.write_text(
-        crossroads_config(mock_port, shadow) + (otel_config(mock_port, ratio) if otel else "")
+        crossroads_config(mock_port, paced_port, shadow=shadow, catalog_model=model)
+        + (otel_config(mock_port, ratio) if otel else "")
     )
     argv = [
         str(crossroads_bin), "serve", "--config", str(config), "--port", "0",
         "--data-dir", str(data_dir), "--log-level", "warning", "--workers", str(workers),
     ]  # fmt: skip
-    proc = ManagedProcess(
-        name, argv, home / "crossroads.log", env={"CROSSROADS_BENCH_KEY": BENCH_KEY}
-    )
+    env = {"CROSSROADS_BENCH_KEY": BENCH_KEY}
+    if base_src is not None:
+        env["PYTHONPATH"] = str(base_src)
+    proc = ManagedProcess(name, argv, home / "crossroads.log", env=env)
     port = _wait_for(proc, lambda: _banner_port(proc.log), timeout=60, what="the Crossroads banner")
     _wait_ready(proc, port, "/readyz", timeout=30)
     label = "Crossroads" if workers == 1 else f"Crossroads ({workers} workers)"
     if otel:
         label += ", OTLP export on" if ratio is None else f", OTLP export on, {ratio:.0%} sampled"
     label += ", JSON shadowed" if shadow else ""
+    label += f" (base: {base_src})" if base_src is not None else ""
+    modes = _gateway_modes(paced_port)
     return Target(
-        name, label, proc, port, dict.fromkeys(MODES, "/v1/chat/completions"), data_dir=data_dir
-    )
+        name, label, proc, port, {m: GATEWAY_PATHS[m] for m in modes}, data_dir=data_dir,
+        headers={"agent-anthropic": dict(ANTHROPIC_HEADERS)},
+    )  # fmt: skip
 
 
 def _banner_port(log: Path) -> int | None:
@@ -154,7 +227,9 @@ def _banner_port(log: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
+def start_litellm(
+    workdir: Path, mock_port: int, litellm_bin: Path, paced_port: int | None = None
+) -> Target:
     """LiteLLM's proxy with 2 workers, no database (so no spend log), production mode, the local
     price map (without it, it downloads one at start and waits) and a master key (recent
     versions refuse to start without one); wrk sends that key."""
@@ -162,8 +237,8 @@ def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
     home.mkdir()
     config = home / "config.yaml"
     lines = ["model_list:"]
-    for mode in MODES:
-        base = f"http://{HOST}:{mock_port}{MOCK_PATHS[mode].removesuffix('/chat/completions')}"
+    for mode in (m for m in _UPSTREAM_MODES if m != PACED or paced_port):
+        base = _upstream_base(mode, mock_port, paced_port)
         lines += [
             f"  - model_name: {MODELS[mode]}",
             "    litellm_params:",
@@ -171,6 +246,8 @@ def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
             f"      api_base: {base}",
             f"      api_key: {BENCH_KEY}",
         ]
+    # Anthropic Messages in: through Chat Completions upstream, not the Responses API.
+    lines += ["litellm_settings:", "  use_chat_completions_url_for_anthropic_messages: true"]
     config.write_text("\n".join(lines) + "\n")
     env = {
         "LITELLM_LOG": "ERROR",
@@ -187,14 +264,18 @@ def start_litellm(workdir: Path, mock_port: int, litellm_bin: Path) -> Target:
     proc = ManagedProcess("litellm", argv, home / "litellm.log", env=env, cwd=home)
     _wait_ready(proc, port, "/health/liveliness", timeout=240)
     auth = {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
+    modes = _gateway_modes(paced_port)
+    headers = {mode: dict(auth) for mode in modes}
+    headers["agent-anthropic"] |= {"x-api-key": LITELLM_MASTER_KEY, **ANTHROPIC_HEADERS}
     return Target(
         "litellm", "LiteLLM proxy (2 workers)", proc, port,
-        dict.fromkeys(MODES, "/v1/chat/completions"),
-        headers={mode: dict(auth) for mode in MODES},
+        {m: GATEWAY_PATHS[m] for m in modes}, headers=headers,
     )  # fmt: skip
 
 
-def start_portkey(workdir: Path, mock_port: int, entry: Path, preload: Path) -> Target:
+def start_portkey(
+    workdir: Path, mock_port: int, entry: Path, preload: Path, paced_port: int | None = None
+) -> Target:
     """Portkey's gateway on Node, headless, the upstream chosen per request by headers."""
     home = workdir / "portkey"
     home.mkdir()
@@ -204,19 +285,22 @@ def start_portkey(workdir: Path, mock_port: int, entry: Path, preload: Path) -> 
         "portkey", argv, home / "portkey.log", env={"NODE_ENV": "production"}, cwd=home
     )
     proc.wait_listening(port, timeout=60)
+    modes = _gateway_modes(paced_port)
     headers = {
         mode: {
             "Authorization": f"Bearer {BENCH_KEY}",
             "x-portkey-provider": "openai",
-            "x-portkey-custom-host": f"http://{HOST}:{mock_port}"
-            + MOCK_PATHS[mode].removesuffix("/chat/completions"),
+            "x-portkey-custom-host": _upstream_base(
+                "agent-openai" if mode in AGENT_MODES else mode, mock_port, paced_port
+            ),
         }
-        for mode in MODES
+        for mode in modes
     }
+    headers["agent-anthropic"] |= ANTHROPIC_HEADERS
     return Target(
         "portkey", "Portkey gateway (Node)", proc, port,
-        dict.fromkeys(MODES, "/v1/chat/completions"),
-        models=dict.fromkeys(MODES, payloads.UPSTREAM_MODEL), headers=headers,
+        {m: GATEWAY_PATHS[m] for m in modes},
+        models=dict.fromkeys(modes, payloads.UPSTREAM_MODEL), headers=headers,
     )  # fmt: skip
 
 
@@ -254,7 +338,7 @@ def _wait_ready(proc: ManagedProcess, port: int, path: str, timeout: float) -> N
 def check_answer(target: Target, mode: str) -> str:
     """Sends one request as wrk will and checks the answer carries the mock's content: "ok", or
     what is wrong. Catches a target that answers fast because it answers wrongly."""
-    conn = http.client.HTTPConnection(HOST, target.port, timeout=30)
+    conn = http.client.HTTPConnection(HOST, target.port_for(mode), timeout=30)
     try:
         headers = {"Content-Type": "application/json", **target.headers.get(mode, {})}
         conn.request("POST", target.paths[mode], target.body(mode).encode(), headers)
@@ -268,6 +352,10 @@ def check_answer(target: Target, mode: str) -> str:
     if response.status != 200:
         return f"HTTP {response.status}: {raw[:300]!r}"
     try:
+        if mode in AGENT_MODES:
+            if not content_type.startswith("text/event-stream"):
+                return f"content-type {content_type!r}: {raw[:300]!r}"
+            return agent.check(mode, raw.decode())
         if mode == "json":
             content = json.loads(raw)["choices"][0]["message"]["content"]
             if content != payloads.ANSWER_TEXT.strip():

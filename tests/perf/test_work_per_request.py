@@ -4,7 +4,9 @@ cannot flake on a slow or busy machine. The timed figures come from `make bench`
 
 - one upstream HTTP request per client request, over pooled keep-alive connections;
 - the ledger written off the request path, in batches, by one background task;
-- Python memory per request (tracemalloc) under bounds set from a measured baseline.
+- Python memory per request (tracemalloc) under bounds set from a measured baseline;
+- per relayed stream event: Python function calls and body messages, and the Python memory
+  each open stream holds (the paced-streams workload of `make bench`, in counts and bytes).
 
 The gateway runs in-process (uvicorn on its own thread and loop) with a wrapped ledger store,
 against the project's mock upstream behind a small TCP relay that counts connections."""
@@ -15,6 +17,7 @@ import asyncio
 import gc
 import http.client
 import json
+import sys
 import threading
 import time
 import tracemalloc
@@ -54,6 +57,17 @@ IN_FLIGHT = 50
 RETAINED_BYTES_PER_REQUEST = 1_000
 RETAINED_REQUESTS = 400
 
+# Per relayed stream event (2026-12-03, CPython 3.11, uvloop): with the upstream's events
+# arriving one per read, the gateway made 1 body message per event and 54 Python function
+# calls (the difference between streams of 40 and 10 events, so the per-request
+# work cancels out); the bounds are about twice that. Events arriving together make fewer calls
+# and messages, never more, so a busy machine cannot fail them. An open stream (its first event
+# relayed, the next one not yet there) held 33.2 KB of Python memory, client and
+# upstream connections included; the paced workload's RSS target is 32 KB per open stream.
+CALLS_PER_EVENT = 120
+OPEN_STREAM_BYTES = 64_000
+OPEN_STREAMS = 50
+
 
 class ConnectionCountingRelay:
     """A TCP relay on 127.0.0.1 in front of `target_port` that counts the connections opened
@@ -69,6 +83,8 @@ class ConnectionCountingRelay:
         self._loop = asyncio.new_event_loop()
         self._answers = asyncio.Event()
         self._answers.set()
+        self.first_event_passes = False  # with answers held: let each answer's first event by
+        self._holds = 0  # hold_answers calls: a pooled connection's next answer starts anew
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
 
@@ -83,7 +99,11 @@ class ConnectionCountingRelay:
         self._thread.join(10)
 
     def hold_answers(self) -> None:
-        self._on_loop(self._answers.clear)
+        def hold() -> None:
+            self._holds += 1
+            self._answers.clear()
+
+        self._on_loop(hold)
 
     def release_answers(self) -> None:
         self._on_loop(self._answers.set)
@@ -120,8 +140,23 @@ class ConnectionCountingRelay:
         async def pipe(
             src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, answers: bool
         ) -> None:
+            seen: bytes | None = b""  # an answer's bytes until its first SSE event has passed
+            holds = self._holds
             try:
                 while data := await src.read(65536):
+                    if holds != self._holds:
+                        seen, holds = b"", self._holds
+                    if answers and self.first_event_passes and seen is not None:
+                        # The headers and the first event (ending in a blank line, then the
+                        # chunk's CRLF) go at once; what follows waits like any held answer.
+                        seen += data
+                        end = seen.find(b"\n\n\r\n", seen.find(b"\r\n\r\n") + 4)
+                        if end < 0:
+                            continue
+                        dst.write(seen[: end + 4])
+                        data, seen = seen[end + 4 :], None
+                        if not data:
+                            continue
                     if answers:
                         await self._answers.wait()
                     dst.write(data)
@@ -170,13 +205,38 @@ class InProcessGateway:
         settings = load_settings(config_path, data_dir=data_dir, environ={})
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
-        app = build_app(settings, store)  # type: ignore[arg-type]
-        self._server = uvicorn.Server(uvicorn_config(app, settings))
+        self.app = build_app(settings, store)  # type: ignore[arg-type]
+        self.body_messages = 0  # http.response.body messages the app sent, for every request
+        self.loop: asyncio.AbstractEventLoop | None = None
+        app = self.app
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            async def counted(message: Any) -> None:
+                if message["type"] == "http.response.body":
+                    self.body_messages += 1
+                await send(message)
+
+            await app(scope, receive, counted)
+
+        self._server = uvicorn.Server(uvicorn_config(counting, settings))
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
 
     def _run(self) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            self.loop = runner.get_loop()
             runner.run(self._server.serve(sockets=[self._sock]))
+
+    def on_loop(self, action: Callable[[], None]) -> None:
+        """Runs `action` on the gateway's thread (for `sys.setprofile`, which is per thread)."""
+        assert self.loop is not None
+        done = threading.Event()
+
+        def act() -> None:
+            action()
+            done.set()
+
+        self.loop.call_soon_threadsafe(act)
+        assert done.wait(60), "the gateway's loop did not run the action"
 
     def __enter__(self) -> InProcessGateway:
         self._thread.start()
@@ -214,12 +274,8 @@ class Rig:
             }
             if stream:
                 body["stream"] = True
-            conn.request(
-                "POST",
-                "/v1/chat/completions",
-                json.dumps(body),
-                {"content-type": "application/json"},
-            )
+            headers = {"content-type": "application/json"}
+            conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
             response = conn.getresponse()
             raw = response.read()
             assert response.status == 200, raw[:300]
@@ -441,3 +497,109 @@ def test_a_ledger_batch_costs_a_few_sqlite_statements_not_one_per_record(
         assert not [s for s in written if "FROM requests WHERE rowid" in s]
 
     asyncio.run(write())
+
+
+def _python_calls(rig: Rig, run: Callable[[], None]) -> int:
+    """Python function calls made on the gateway's thread while `run` runs (sys.setprofile
+    counts every call of Python code, C functions left out): a count of work, not a time."""
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    rig.gateway.on_loop(lambda: sys.setprofile(profile))
+    try:
+        run()
+    finally:
+        rig.gateway.on_loop(lambda: sys.setprofile(None))
+    return calls
+
+
+def test_work_per_relayed_stream_event_stays_bounded(rig: Rig) -> None:
+    """The per-event path of a relayed stream (read, decode, re-encode, one send) in Python
+    function calls and body messages per event, from the difference between long and short
+    streams, so that the per-request work cancels out. The mock drips its events (10 ms apart)
+    so that they arrive one per read, as a paced model's do; when some arrive together the
+    counts fall, so a slow machine passes too."""
+    send = rig.client()
+    for _ in range(3):  # warm: imports, pools, first-use caches
+        send(stream=True)
+    streams, short, long = 4, 10, 40
+
+    def relay(chunks: int) -> tuple[int, int]:
+        # The gateway does not pass client headers on, so the scripts go in the mock's queue.
+        rig.mock.script([f"chunks={chunks},drip=0.01"] * streams)
+        before = rig.gateway.body_messages
+        calls = _python_calls(rig, lambda: [send(stream=True) for _ in range(streams)])
+        return calls, rig.gateway.body_messages - before
+
+    calls_short, messages_short = relay(short)
+    calls_long, messages_long = relay(long)
+    events = streams * (long - short)
+    per_event = (calls_long - calls_short) / events
+    messages_per_event = (messages_long - messages_short) / events
+    print(f"per relayed event: {per_event:,.0f} Python calls, {messages_per_event:.2f} messages")
+    assert messages_per_event <= 1.0, "more than one body message (socket write) per event"
+    assert per_event < CALLS_PER_EVENT
+
+
+def test_python_memory_held_per_open_stream_stays_bounded(rig: Rig) -> None:
+    """Memory the gateway holds for each stream that is open mid-answer (its first event
+    relayed to the client, the next one not yet arrived), its client and upstream connections
+    included: what thousands of slow streams cost. The relay lets each answer's first event by
+    and holds the rest until every client has read its first event: counts, not times."""
+    first_events = threading.Semaphore(0)
+
+    def stream_one() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", rig.gateway.port, timeout=600)
+        try:
+            body = {
+                "model": "m",
+                "stream": True,
+                "messages": [{"role": "user", "content": "Say a few words slowly."}],
+            }
+            headers = {"content-type": "application/json"}
+            conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+            response = conn.getresponse()
+            assert response.status == 200
+            while not response.readline().startswith(b"data: {"):
+                pass
+            first_events.release()
+            rest = response.read()
+            assert rest.rstrip().endswith(b"data: [DONE]"), rest[-200:]
+        finally:
+            conn.close()
+
+    def burst(while_open: Callable[[], None]) -> None:
+        # Events 10 ms apart: the first arrives apart from the rest (the relay holds those).
+        rig.mock.script(["chunks=4,drip=0.01"] * OPEN_STREAMS)
+        rig.relay.first_event_passes = True
+        rig.relay.hold_answers()
+        try:
+            with ThreadPoolExecutor(OPEN_STREAMS) as pool:
+                futures = [pool.submit(stream_one) for _ in range(OPEN_STREAMS)]
+                for _ in range(OPEN_STREAMS):
+                    # a generous cap against a hang, not a deadline
+                    assert first_events.acquire(timeout=600), "a stream's first event never came"
+                while_open()
+                rig.relay.release_answers()
+                for future in futures:
+                    future.result()
+        finally:
+            rig.relay.release_answers()
+            rig.relay.first_event_passes = False
+
+    burst(lambda: None)  # warm: the upstream pool grows to OPEN_STREAMS connections
+    rig.mock.clear()
+    tracemalloc.start(50)
+    try:
+        gc.collect()
+        snapshots = [tracemalloc.take_snapshot()]
+        burst(lambda: snapshots.append(tracemalloc.take_snapshot()))
+    finally:
+        tracemalloc.stop()
+    held = (_gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])) / OPEN_STREAMS
+    print(f"held per open stream: {held:,.0f} B")
+    assert held < OPEN_STREAM_BYTES
