@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -111,6 +112,9 @@ def start_nginx_proxy(workdir: Path, mock_port: int, paced_port: int | None = No
     return Target("nginx", "nginx reverse proxy", proc, port, paths, stop_signal=3)
 
 
+SHADOW_SAMPLE = float(os.environ.get("BENCH_SHADOW_SAMPLE", "0.1"))
+
+
 def otel_config(mock_port: int, ratio: float | None = None) -> str:
     """The `telemetry` section of the crossroads-otel target: traces and metrics exported over
     OTLP/HTTP to the nginx mock's sink, every other setting at its default (all requests
@@ -132,9 +136,9 @@ def crossroads_config(
     """One provider per upstream (a path of the nginx mock, or the paced mock), each
     pretending to be the DeepSeek host so that every record is priced as in production; the key
     comes from the environment as the config rules demand. The three agent modes share one
-    model: only the ingress differs. `shadow`: every JSON request is also shadowed to a
-    candidate served by the same mock (the worst case: sample 1.0), to show that the client's
-    latency does not change."""
+    model: only the ingress differs. `shadow`: JSON requests are also shadowed to a candidate
+    served by the same mock, a `BENCH_SHADOW_SAMPLE` share of them (default 0.1; 1.0 is the
+    worst case, every request's work done twice on the same CPU)."""
     upstreams = [m for m in _UPSTREAM_MODES if m != PACED or paced_port]
     lines = ["embedded: {enabled: false}", "auto_providers: false", "providers:"]
     for mode in upstreams:
@@ -161,8 +165,8 @@ def crossroads_config(
             f"    catalog_model: {catalog_model}",
             "quality:",
             "  shadow:",
-            f"    - {{model: {MODELS['json']}, candidate: bench-candidate, sample: 1.0,"
-            " max_in_flight: 64, budget_usd: 1000000}",
+            f"    - {{model: {MODELS['json']}, candidate: bench-candidate,"
+            f" sample: {SHADOW_SAMPLE}, max_in_flight: 64, budget_usd: 1000000}}",
         ]
     return "\n".join(lines) + "\n"
 
