@@ -237,6 +237,10 @@ def whole_response(
                 )
             )
     status, incomplete = finish_status(choice.finish_reason if choice else None)
+    if incomplete:  # the text was cut: its item says so, as OpenAI's does
+        for item in output:
+            if item["type"] == "message":
+                item["status"] = "incomplete"
     return shell.render(status, output, usage, incomplete=incomplete), output
 
 
@@ -321,10 +325,10 @@ class StreamTranslator:
 
     def finish(self) -> list[Event]:
         events = self.start()
-        events += self._close_open()
+        status, incomplete = finish_status(self._finish_reason)
+        events += self._close_open(cut=incomplete is not None)
         for call in self._calls.values():
             events += self._close_call(call)
-        status, incomplete = finish_status(self._finish_reason)
         response = self._shell.render(status, self.items(), self.usage, incomplete=incomplete)
         name = "response.completed" if status == "completed" else "response.incomplete"
         events.append((name, {"type": name, "response": response}))
@@ -450,7 +454,9 @@ class StreamTranslator:
             ),
         ]
 
-    def _close_open(self) -> list[Event]:
+    def _close_open(self, *, cut: bool = False) -> list[Event]:
+        """Closes the open reasoning or message item; `cut`: the answer ended cut short, so a
+        message item is `incomplete`."""
         kind, self._open = self._open, None
         if kind is None:
             return []
@@ -493,7 +499,7 @@ class StreamTranslator:
                     ),
                 ]
         else:
-            item = message_item(self._open_id, text)
+            item = message_item(self._open_id, text, "incomplete" if cut else "completed")
             part = item["content"][0]
             events += [
                 (
