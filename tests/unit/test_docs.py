@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crossroads.cli.main import parser
 from crossroads.config import load_settings
 
@@ -62,3 +64,14 @@ def test_readme_commands_exist() -> None:
     ):
         assert f"crossroads {name}" in text
         assert name in commands
+
+
+def test_mock_upstream_takes_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`crossroads mock-upstream [--port P]`, as the README's command table writes it: the
+    options go to the mock (argparse alone refused a leading `--port`)."""
+    from crossroads.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["mock-upstream", "--port", "9100", "--help"])
+    assert done.value.code == 0
+    assert "--port PORT" in capsys.readouterr().out

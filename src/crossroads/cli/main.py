@@ -189,7 +189,13 @@ _SERVERS = frozenset({"serve", "mock-upstream"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["mock-upstream"]:
+        # Its options are the mock's own: argparse's REMAINDER would refuse a leading `--port`.
+        from crossroads.mockupstream import main as mock_main
+
+        return mock_main(given[1:])
+    args = parser().parse_args(given)
     if args.command in _SERVERS:
         return _run(args)
     with printable_output():
