@@ -240,6 +240,10 @@ BAD: list[tuple[Any, str]] = [
     ),
     ({"model": "m", "input": "hi", "tools": [{"type": "teleport"}]}, "tools[0].type"),
     ({"model": "m", "input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+    (
+        {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f"}] * 2},
+        "two tools are named 'f'",
+    ),
     ({"model": "m", "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
     ({"model": "m", "input": "hi", "temperature": 7}, "temperature"),
     ({"model": "m", "input": "hi", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),

@@ -113,3 +113,25 @@ def test_a_backend_that_cannot_open_leaves_requests_unstored(
     asyncio.run(main())
     assert "stored responses unavailable" in caplog.text
     assert "hunter2-secret" not in caplog.text
+
+
+def test_a_stalled_store_does_not_pile_responses_up_in_memory(tmp_path: Path) -> None:
+    """Writes that never finish (a hung database): past MAX_PENDING waiting, new responses are
+    not kept (and say so) instead of growing memory without bound."""
+    from crossroads.ingress.responses import store as module
+
+    class Stalled(SQLiteResponses):
+        async def put(self, entry: object) -> None:
+            await asyncio.Event().wait()
+
+    async def main() -> None:
+        store = ResponseStore(Stalled(tmp_path / "r.sqlite3"))
+        await store.open()
+        kept = [store.save(f"resp_{i}", None, {"id": i}, [], []) for i in range(module.MAX_PENDING)]
+        assert all(kept)
+        assert not store.save("resp_over", None, {"id": "over"}, [], [])
+        for task in list(store._writes.values()):
+            task.cancel()
+        await store.aclose()
+
+    asyncio.run(main())

@@ -533,10 +533,12 @@ def _tools(raw: list[JSON]) -> tuple[list[JSON], list[str], list[str]]:
                 f"unsupported tool type '{kind}'; expected function, custom, namespace, or a "
                 "built-in tool (which the gateway drops)",
             )
-    names = [t["function"]["name"] for t in tools]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate is not None:
-        raise bad("tools", f"two tools are named '{duplicate}'")
+    seen: set[str] = set()
+    for tool in tools:  # one pass: a client may send tens of thousands of tools
+        name = tool["function"]["name"]
+        if name in seen:
+            raise bad("tools", f"two tools are named '{name}'")
+        seen.add(name)
     return tools, custom, dropped
 
 

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 PURGE_INTERVAL = 3600.0
+MAX_PENDING = 1000
+"""Responses held in memory while their rows are written; past it (a store that has stalled),
+new ones are not kept rather than pile up in memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,9 @@ class ResponseStore:
                 response_id,
                 len(context) + len(body),
             )
+            return False
+        if len(self._pending) >= MAX_PENDING:
+            log.error("response %s not stored: %d writes already waiting", response_id, MAX_PENDING)
             return False
         entry = Stored(response_id, owner or "", self._clock(), body, context)
         self._pending[response_id] = entry
