@@ -49,7 +49,7 @@ def request_span(spans: list[Span], request_id: str) -> Span:
     (found,) = [
         s
         for s in spans
-        if s.kind == "SERVER" and s.attributes["crossroads.request_id"] == request_id
+        if s.kind == "SERVER" and s.attributes.get("crossroads.request_id") == request_id
     ]
     return found
 
@@ -323,7 +323,14 @@ def test_secrets_never_reach_the_collector(
     )
     assert wrong.status_code == 401
     traced(receiver, raw.headers["x-request-id"], 1)
-    receiver.wait_for(lambda r: any(s.attributes.get("error.type") for s in r.spans()))
+    # The request refused before its body was read is traced too, found by its x-request-id.
+    refused_id = wrong.headers["x-request-id"]
+    receiver.wait_for(
+        lambda r: any(s.attributes.get("crossroads.request_id") == refused_id for s in r.spans())
+    )
+    refused = request_span(receiver.spans(), refused_id)
+    assert refused.attributes["http.response.status_code"] == 401
+    assert refused.attributes.get("error.type")
     gw.stop()  # flush everything, metrics too
     assert receiver.raw
     assert all(h.get("x-collector-key") == collector_key for h in receiver.headers)

@@ -196,7 +196,9 @@ class Call:
         self.exchange = Exchange(endpoint)
         tracing = self.services.tracing
         self.span: RequestSpan | None = (
-            tracing.request(headers_of(request), endpoint) if tracing is not None else None
+            tracing.request(headers_of(request), endpoint, self.exchange.request_id)
+            if tracing is not None
+            else None
         )
         self.trace: Trace | None = None
         self.admitted: Admitted | None = None
@@ -278,7 +280,7 @@ class Call:
                 )
         self.exchange.stream = data.get("stream") is True
         if self.span is not None:
-            self.span.request_body(data, request_id=self.exchange.request_id)
+            self.span.request_body(data)
         headers = headers_of(request)
         self.exchange.eval_run = eval_run(headers, principal)
         if self.exchange.eval_run is None:

@@ -124,9 +124,11 @@ class Tracing:
         self.metrics = GenAiMetrics(meters.get_meter("crossroads", version)) if meters else None
         self.servers = {pid: address(url) for pid, url in upstreams.items() if url}
 
-    def request(self, headers: Mapping[str, str], endpoint: str) -> RequestSpan:
-        """The span of a request that just arrived with `headers` (lower-case names)."""
-        return RequestSpan(self, headers, endpoint)
+    def request(self, headers: Mapping[str, str], endpoint: str, request_id: str) -> RequestSpan:
+        """The span of request `request_id` that just arrived with `headers` (lower-case
+        names). The id is on the span from the start, so a request refused before its body
+        was read (a wrong key, a body too large) can still be found by its `x-request-id`."""
+        return RequestSpan(self, headers, endpoint, request_id)
 
     async def aclose(self, within: float) -> None:
         await self.exporters.aclose(within)
@@ -137,7 +139,9 @@ class RequestSpan:
 
     __slots__ = ("_answer", "_failed", "_op", "_span", "_start", "_tracing", "endpoint")
 
-    def __init__(self, tracing: Tracing, headers: Mapping[str, str], endpoint: str) -> None:
+    def __init__(
+        self, tracing: Tracing, headers: Mapping[str, str], endpoint: str, request_id: str
+    ) -> None:
         self._tracing = tracing
         self.endpoint = endpoint
         self._op = genai.operation(endpoint)
@@ -147,7 +151,11 @@ class RequestSpan:
             self._op,
             context=parent,
             kind=SpanKind.SERVER,
-            attributes={"gen_ai.operation.name": self._op, "crossroads.endpoint": endpoint},
+            attributes={
+                "gen_ai.operation.name": self._op,
+                "crossroads.endpoint": endpoint,
+                "crossroads.request_id": request_id,
+            },
         )
         self._failed: AttemptSpan | None = None  # the last attempt, failed, not yet ended
         self._answer: AttemptSpan | None = None  # the attempt that answered
@@ -157,7 +165,7 @@ class RequestSpan:
         return trace.set_span_in_context(self._span)
 
     @_quiet
-    def request_body(self, body: Mapping[str, Any], *, request_id: str) -> None:
+    def request_body(self, body: Mapping[str, Any]) -> None:
         """Notes what the client asked for (and its messages, when content is captured)."""
         span = self._span
         if not span.is_recording():
@@ -166,7 +174,6 @@ class RequestSpan:
         if isinstance(model, str):
             span.update_name(f"{self._op} {model[:256]}")
             span.set_attribute("gen_ai.request.model", model[:256])
-        span.set_attribute("crossroads.request_id", request_id)
         span.set_attributes(genai.request_attributes(body))
         tracing = self._tracing
         if tracing.capture:

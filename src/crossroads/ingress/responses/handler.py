@@ -105,7 +105,7 @@ async def _create(call: Call, request: Request) -> Response:
         history = tagged(previous.items(), "previous_response", ITEMS, what="stored item")
     converted = to_chat_request(req, history)
     if call.span is not None:  # the neutral form: spans read `messages`, not `input`
-        call.span.request_body(converted.body, request_id=call.exchange.request_id)
+        call.span.request_body(converted.body)
     admitted = await call.admit(
         request,
         principal,
