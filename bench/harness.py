@@ -607,9 +607,16 @@ class Bench:
             say(line)
             md.append(line + "  ")
         if paced:
-            say(f"Paced: a step passes with no error and the event delay p99 at most "
+            explained = (f"Paced: a step passes with no error and the event delay p99 at most "
                 f"{paced_run.ADDED_P99_MS:g} ms over the direct-to-mock run at the same step; "
-                "streams open = the mean during the best passing step's window.")  # fmt: skip
+                "streams open = the mean during the best passing step's window, with every "
+                "step below it passing too; 'highest step within bound' ignores the steps "
+                "below (one noisy step does not hide the rest); 'unfinished after stop' counts "
+                "the streams of the overloaded last step still open when the drain gave up "
+                "(one stream's length + 15 s after the ramp stopped), not errors within a "
+                "measured step.")  # fmt: skip
+            say(explained)
+            md.append(explained + "  ")
         for name, check in self.ledger.items():
             say(f"Ledger check, {name}: {json.dumps(check)}")
         if noisy:

@@ -206,9 +206,19 @@ def summarize(ramps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 (clean[-1]["target_rss_bytes"] - clean[0]["target_rss_bytes"])
                 / (clean[-1]["open_mean"] - clean[0]["open_mean"])
             )
+        # Errors inside the ramp's steps (a refused, cut or short stream) are the target's; what
+        # is counted after the ramp stopped is the streams of the overloaded last step still
+        # open when the drain gave up (one stream's length + 15 s), past the bound by then.
+        in_steps = sum(s["errors"] for s in ramp_.get("levels", []))
+        total = sum(ramp_.get("errors", {}).values())
         entry: dict[str, Any] = {
             "steps": verdicts,
             "errors": ramp_.get("errors", {}),
+            "errors_in_steps": in_steps,
+            "unfinished_after_stop": max(0, total - in_steps),
+            "highest_step_within_bound": max(
+                (v["open_mean"] for v in verdicts if v["passed"]), default=0
+            ),
             "stop_reason": ramp_.get("stop_reason", ""),
             "noisy": ramp_.get("noisy", False),
             "rss_slope_bytes_per_open_stream": slope,
@@ -244,13 +254,17 @@ def table(
     header = [
         "target", "streams open (bound met)", "added delay p99 ms", "added TTFT p50 ms",
         "CPU us/event", "RSS KB/open stream", "RSS KB/stream (slope)", "mock / client us/event",
-        "errors",
+        "highest step within bound", "errors in steps", "unfinished after stop",
     ]  # fmt: skip
     rows = []
     for name, s in summary.items():
-        errors = sum(s["errors"].values()) if s["errors"] else 0
+        tail = [
+            f"{s.get('highest_step_within_bound', 0):,.0f}",
+            str(s.get("errors_in_steps", 0)),
+            str(s.get("unfinished_after_stop", 0)),
+        ]
         if "at_level" not in s:
-            rows.append([labels.get(name, name), "0", "-", "-", "-", "-", _kb(s), "-", str(errors)])
+            rows.append([labels.get(name, name), "0", "-", "-", "-", "-", _kb(s), "-", *tail])
             continue
         rows.append(
             [
@@ -262,7 +276,7 @@ def table(
                 f"{s['rss_per_open_stream_bytes'] / 1024:,.1f}",
                 _kb(s),
                 f"{_us(s['mock_cpu_us_per_event'])} / {_us(s['client_cpu_us_per_event'])}",
-                str(errors),
+                *tail,
             ]
         )
     return header, rows
