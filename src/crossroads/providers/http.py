@@ -21,7 +21,9 @@ from crossroads.providers.base import UpstreamCall
 __all__ = [
     "MAX_ERROR_BODY",
     "RETRYABLE",
+    "DeadlinePassed",
     "ErrorReader",
+    "StreamDeadline",
     "auth_failed",
     "bad_answer",
     "from_status",
@@ -61,6 +63,40 @@ def pooled_session(headers: Mapping[str, str], connect_timeout: float) -> aiohtt
 def remaining(call: UpstreamCall) -> float:
     """Seconds left before the call's deadline (negative once it has passed)."""
     return call.deadline - asyncio.get_running_loop().time()
+
+
+class DeadlinePassed(Exception):
+    """Raised out of a stream body's read when the call's deadline passed (`StreamDeadline`).
+    Not an aiohttp.ClientError: the adapter turns it into an UpstreamTimeoutError, never into
+    a transport error."""
+
+
+class StreamDeadline:
+    """One timer for a whole stream body instead of one `asyncio.timeout` per read: at the
+    call's deadline it fails the body's reader with DeadlinePassed, which wakes a read in
+    progress and fails the next one. A relayed event then costs no timer to arm and cancel
+    (thousands of slow streams read one event at a time). `cancel()` when the body is done."""
+
+    __slots__ = ("_handle",)
+
+    def __init__(self, content: aiohttp.StreamReader, call: UpstreamCall) -> None:
+        loop = asyncio.get_running_loop()
+        if call.deadline - loop.time() <= 0:
+            content.set_exception(DeadlinePassed())
+            self._handle: asyncio.TimerHandle | None = None
+        elif call.deadline == float("inf"):
+            self._handle = None
+        else:
+            self._handle = loop.call_at(call.deadline, _expire, content)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def _expire(content: aiohttp.StreamReader) -> None:
+    content.set_exception(DeadlinePassed())
 
 
 DEADLINE = "the request's deadline (server.request_timeout, or the client's own timeout header)"

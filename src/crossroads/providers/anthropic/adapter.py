@@ -5,7 +5,6 @@ Anthropic-compatible endpoints of DeepSeek, Moonshot, Z.ai and MiniMax."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -125,21 +124,11 @@ class AnthropicProvider:
             self.id, created=int(time.time()), model=str(call.body.get("model", ""))
         )
         thinking = StreamThinking()
+        content = response.content
+        deadline = http.StreamDeadline(content, call)  # one timer for the whole body
         try:
-            content = response.content
             while not converter.finished:
-                timeout = http.remaining(call)
-                if timeout <= 0:
-                    raise UpstreamTimeoutError(
-                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
-                    )
-                try:
-                    async with asyncio.timeout(timeout):
-                        raw = await content.readany()
-                except TimeoutError:
-                    raise UpstreamTimeoutError(
-                        f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
-                    ) from None
+                raw = await content.readany()
                 if not raw:
                     break
                 for event in decoder.feed(raw):
@@ -149,9 +138,14 @@ class AnthropicProvider:
                     if converter.finished:
                         thinking.commit(self._thinking)
                         break
+        except http.DeadlinePassed:
+            raise UpstreamTimeoutError(
+                f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
+            ) from None
         except aiohttp.ClientError as exc:
             raise http.transport_error(self.id, exc, mid_stream=True) from None
         finally:
+            deadline.cancel()
             # Closing (not releasing) drops the connection, which is how an upstream learns
             # that nobody is reading any more and stops generating.
             if converter.finished:

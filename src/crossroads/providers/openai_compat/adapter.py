@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import msgspec
 import orjson
 
 from crossroads.errors import UpstreamError, UpstreamTimeoutError
@@ -130,15 +129,13 @@ class OpenAICompatProvider:
         except orjson.JSONDecodeError:
             raise http.bad_answer(self.id, "a response that is not valid JSON") from None
 
-    async def _read_some(
-        self, content: aiohttp.StreamReader, call: UpstreamCall, waiting_first: bool
-    ) -> bytes:
-        """The next bytes of a stream: bounded by the first-byte timeout until the first event
-        came, then only by the request's deadline. b"" at the end of the body."""
-        timeout = http.remaining(call)
+    async def _read_first(self, content: aiohttp.StreamReader, call: UpstreamCall) -> bytes:
+        """The stream's next bytes while its first event has not come: bounded by the
+        first-byte timeout and the request's deadline. b"" at the end of the body. Once the
+        first event came, reads go straight to `content.readany()` under one StreamDeadline
+        for the rest of the stream."""
         first_byte = self._spec.timeouts.first_byte
-        if waiting_first:
-            timeout = min(timeout, first_byte)
+        timeout = min(http.remaining(call), first_byte)
         if timeout <= 0:
             raise UpstreamTimeoutError(
                 f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
@@ -147,11 +144,12 @@ class OpenAICompatProvider:
             async with asyncio.timeout(timeout):
                 return await content.readany()
         except TimeoutError:
-            if not waiting_first:  # only the deadline bounds a stream once it runs
-                raise UpstreamTimeoutError(
-                    f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
-                ) from None
             raise http.timed_out(self.id, "sent no first event", timeout, first_byte) from None
+
+    def _past_deadline(self) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(
+            f"provider '{self.id}' was still streaming when {http.DEADLINE} passed"
+        )
 
     async def complete(self, call: UpstreamCall) -> Completion:
         request, prepared, plan = self._prepare(call, stream=False)
@@ -188,10 +186,17 @@ class OpenAICompatProvider:
         )
         decoder = SSEDecoder()
         ended = False  # a terminal event (completed, incomplete, failed) arrived
+        content = response.content
+        deadline: http.StreamDeadline | None = None  # armed once the first event came
         try:
             waiting_first = True
             while not ended:
-                raw = await self._read_some(response.content, call, waiting_first)
+                if waiting_first:
+                    raw = await self._read_first(content, call)
+                else:
+                    if deadline is None:
+                        deadline = http.StreamDeadline(content, call)
+                    raw = await content.readany()
                 if not raw:
                     break
                 events = decoder.feed(raw)
@@ -204,9 +209,13 @@ class OpenAICompatProvider:
                     yield chunk
                     if ended:
                         break
+        except http.DeadlinePassed:
+            raise self._past_deadline() from None
         except aiohttp.ClientError as exc:
             raise http.transport_error(self.id, exc, mid_stream=True) from None
         finally:
+            if deadline is not None:
+                deadline.cancel()
             response.close()
         if not ended:
             raise UpstreamError(
@@ -240,16 +249,22 @@ class OpenAICompatProvider:
         finished = False  # a choice reported its finish_reason
         done = False  # the [DONE] sentinel arrived
         reusable = False  # the body was read to its end, so the connection can be pooled
+        content = response.content
+        deadline: http.StreamDeadline | None = None  # armed once the first event came
         try:
-            content = response.content
             waiting_first = True  # the first event is held to the first-byte timeout too
             while not done:
-                raw = await self._read_some(content, call, waiting_first)
+                if waiting_first:
+                    raw = await self._read_first(content, call)
+                else:
+                    if deadline is None:
+                        deadline = http.StreamDeadline(content, call)
+                    raw = await content.readany()
                 if not raw:
                     break
                 # Everything this read completed is decoded first and handed over together,
                 # each chunk but the last marked `more`, so the ingress can send it in one write.
-                batch: list[StreamChunk] = []
+                batch: list[tuple[bytes, dict[str, Any], tuple[str, ...]]] = []
                 failure: UpstreamError | None = None
                 try:
                     for event in decoder.feed(raw):
@@ -257,7 +272,8 @@ class OpenAICompatProvider:
                             done = True
                             break
                         obj = _decode_event(self.id, event.data)
-                        finished = finished or _finishes(obj)
+                        if not finished:
+                            finished = _finishes(obj)
                         data = event.data.encode()
                         if normaliser is not None:
                             out, payload = normaliser.chunk(obj)
@@ -265,22 +281,28 @@ class OpenAICompatProvider:
                                 continue  # nothing left to send in it (held back, or excluded)
                             if rewrite:
                                 data = orjson.dumps(out)
-                        batch.append(_chunk(data, obj, dropped if waiting_first else (), True))
+                        batch.append((data, obj, dropped if waiting_first else ()))
                         waiting_first = False
                 except UpstreamError as exc:
                     failure = exc  # after the events before it, which the client may still get
-                last = len(batch) - 1
-                for i, chunk in enumerate(batch):
-                    yield chunk if i < last or failure is not None else _unmarked(chunk)
+                last = len(batch) - 1 if failure is None else len(batch)
+                for i, (data, obj, lost) in enumerate(batch):
+                    yield _chunk(data, obj, lost, i < last)
                 if failure is not None:
                     raise failure
+            if deadline is not None:
+                deadline.cancel()
             if done:
                 # Read what follows [DONE] (with chunked encoding, the terminating chunk) so the
                 # connection goes back to the pool instead of being closed.
-                reusable = await _drain(response.content, min(0.2, http.remaining(call)))
+                reusable = await _drain(content, min(0.2, http.remaining(call)))
+        except http.DeadlinePassed:
+            raise self._past_deadline() from None
         except aiohttp.ClientError as exc:
             raise http.transport_error(self.id, exc, mid_stream=True) from None
         finally:
+            if deadline is not None:
+                deadline.cancel()
             # Closing (not releasing) drops the connection, which is how an upstream learns
             # that nobody is reading any more and stops generating.
             if done and reusable:
@@ -356,17 +378,18 @@ def _response_event(provider: str, data: str, *, more: bool) -> tuple[StreamChun
 
 def _finishes(obj: dict[str, Any]) -> bool:
     choices = obj.get("choices")
-    return isinstance(choices, list) and any(
-        isinstance(c, dict) and c.get("finish_reason") for c in choices
-    )
+    if isinstance(choices, list):
+        for c in choices:
+            if isinstance(c, dict) and c.get("finish_reason"):
+                return True
+    return False
 
 
 def _chunk(data: bytes, obj: dict[str, Any], dropped: tuple[str, ...], more: bool) -> StreamChunk:
-    usage = Usage.from_openai(obj.get("usage"))
+    """`more`: another chunk of the same read follows, so the ingress may join their writes."""
+    raw_usage = obj.get("usage")
+    if raw_usage is None:  # most events: no usage to read
+        return StreamChunk(data=data, dropped=dropped, more=more)
+    usage = Usage.from_openai(raw_usage)
     usage_only = usage is not None and not obj.get("choices")
     return StreamChunk(data=data, usage=usage, usage_only=usage_only, dropped=dropped, more=more)
-
-
-def _unmarked(chunk: StreamChunk) -> StreamChunk:
-    """The last chunk of a read: to be sent without waiting for another."""
-    return msgspec.structs.replace(chunk, more=False)
