@@ -16,6 +16,13 @@ LITELLM_VENV = PEERS_DIR / "litellm"
 TOOLS_VENV = PEERS_DIR / "tools"
 PORTKEY_DIR = PEERS_DIR / "portkey"
 
+# The peers and tools, pinned so that two runs compare the same programs (the versions of
+# 2026-12-03's runs); a new version is a deliberate change here, and the stamps below carry the
+# version, so changing it reinstalls.
+LITELLM_VERSION = "1.108.7"
+PORTKEY_VERSION = "1.15.2"
+PYSPY_VERSION = "0.4.3"
+
 # Streaming through Portkey fails with HTTP 500 "TypeError: immutable" on the @hono/node-server
 # that npm resolves today; 1.13.8 works (see /work/shared/bench-notes.md).
 HONO_NODE_SERVER = "1.13.8"
@@ -94,11 +101,13 @@ def _venv_with(venv: Path, spec: str, marker: str) -> Path:
 def ensure_litellm() -> Path:
     """The `litellm` executable of the scratch venv, installed with `pip install
     'litellm[proxy]'` the first time."""
-    return _venv_with(LITELLM_VENV, "litellm[proxy]", "litellm") / "bin/litellm"
+    spec = f"litellm[proxy]=={LITELLM_VERSION}"
+    return _venv_with(LITELLM_VENV, spec, f"litellm-{LITELLM_VERSION}") / "bin/litellm"
 
 
 def ensure_pyspy() -> Path:
-    return _venv_with(TOOLS_VENV, "py-spy", "py-spy") / "bin/py-spy"
+    spec = f"py-spy=={PYSPY_VERSION}"
+    return _venv_with(TOOLS_VENV, spec, f"py-spy-{PYSPY_VERSION}") / "bin/py-spy"
 
 
 def ensure_portkey() -> tuple[Path, Path]:
@@ -106,7 +115,7 @@ def ensure_portkey() -> tuple[Path, Path]:
     time. Returns (its start-server.js, the 127.0.0.1 preload)."""
     entry = PORTKEY_DIR / "node_modules/@portkey-ai/gateway/build/start-server.js"
     preload = PORTKEY_DIR / "listen-localhost.js"
-    stamp = PORTKEY_DIR / ".installed"
+    stamp = PORTKEY_DIR / f".installed-{PORTKEY_VERSION}"
     if not stamp.exists():
         if not _which("npm"):
             raise RuntimeError("npm is needed for the Portkey comparison (apt-get install npm)")
@@ -115,7 +124,7 @@ def ensure_portkey() -> tuple[Path, Path]:
         package = {
             "name": "crossroads-bench-portkey",
             "private": True,
-            "dependencies": {"@portkey-ai/gateway": "*"},
+            "dependencies": {"@portkey-ai/gateway": PORTKEY_VERSION},
             "overrides": {"@hono/node-server": HONO_NODE_SERVER},
         }
         (PORTKEY_DIR / "package.json").write_text(json.dumps(package, indent=2) + "\n")
@@ -139,7 +148,7 @@ def versions() -> dict[str, str]:
         out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
         found["wrk"] = (out.stdout or out.stderr).split("Copyright")[0].strip()
     pip = LITELLM_VENV / "bin/python"
-    if (LITELLM_VENV / ".installed-litellm").exists():
+    if (LITELLM_VENV / f".installed-litellm-{LITELLM_VERSION}").exists():
         out = subprocess.run(
             [str(pip), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
             capture_output=True,
