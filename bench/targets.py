@@ -189,7 +189,8 @@ def start_crossroads(
     the mock's OTLP sink (target `crossroads-otel`). `shadow`: every JSON request shadowed
     (target `crossroads-shadow`). `base_src`: the gateway's code from that source tree instead
     (target `crossroads-base`, `BENCH_BASE_SRC`: a checkout of an earlier commit, measured in
-    the same run for before/after ratios; its catalog may predate today's model ids)."""
+    the same run for before/after ratios; its catalog may predate today's model ids, so its
+    records are priced as DeepSeek V3.2 when it does not know V4 Pro)."""
     name = "crossroads" if workers == 1 else f"crossroads-{workers}w"
     if otel:
         name += "-otel" if ratio is None else "-otel-sampled"
@@ -199,7 +200,9 @@ def start_crossroads(
     data_dir = home / "data"
     data_dir.mkdir(parents=True)
     config = home / "crossroads.yaml"
-    model = "deepseek/deepseek-v3.2" if base_src is not None else "deepseek/deepseek-v4-pro"
+    model = "deepseek/deepseek-v4-pro"
+    if base_src is not None and "deepseek-v4-pro" not in _base_models(base_src):
+        model = "deepseek/deepseek-v3.2"  # a base from before the late-2026 catalog
     config.write_text(
         crossroads_config(mock_port, paced_port, shadow=shadow, catalog_model=model)
         + (otel_config(mock_port, ratio) if otel else "")
@@ -224,6 +227,12 @@ def start_crossroads(
         name, label, proc, port, {m: GATEWAY_PATHS[m] for m in modes}, data_dir=data_dir,
         headers={"agent-anthropic": dict(ANTHROPIC_HEADERS)},
     )  # fmt: skip
+
+
+def _base_models(src: Path) -> str:
+    """The base tree's catalog of models, as text (empty when it has none there)."""
+    models = src / "crossroads/catalog/data/models.yaml"
+    return models.read_text() if models.exists() else ""
 
 
 def _banner_port(log: Path) -> int | None:
