@@ -84,7 +84,7 @@ class EvalNotPermittedError(PermissionDeniedError):
             f"{self.LEAD} ({header}): eval traffic is kept out of the production reports, so "
             "only the admin key or a key with the eval permission may send it. Ask an admin "
             'for such a key (`crossroads keys create --can-eval`, or "can_eval": true in '
-            f"POST /admin/keys), or send the request without the {header} headers.",
+            "POST /admin/keys), or send the request as production traffic, without it.",
             code="eval_not_permitted",
         )
 

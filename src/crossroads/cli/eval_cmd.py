@@ -119,12 +119,13 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         try:
             counts = asyncio.run(replay.run_all(items))
-        except EvalNotPermitted as exc:
+        except EvalNotPermitted:
             raise ConfigError(
-                f"The gateway refused to take this replay as eval traffic: the key in "
-                f"${args.key_env} lacks the eval permission. Replay with a key created with "
-                "`crossroads keys create --can-eval` (or the admin key); what was stored is "
-                f"kept, and the same --run resumes. The gateway said: {exc}"
+                "The gateway refused to take this replay as eval traffic (403): the key in "
+                f"${args.key_env} lacks the eval permission, which eval traffic needs because "
+                "it is kept out of the production reports. Replay with a key created with "
+                "`crossroads keys create --can-eval`, or with the admin key; the same --run "
+                "resumes."
             ) from None
     finally:
         store.close()
