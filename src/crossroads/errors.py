@@ -72,6 +72,23 @@ class PermissionDeniedError(GatewayError):
     kind = "permission_error"
 
 
+class EvalNotPermittedError(PermissionDeniedError):
+    """A request asked to be eval traffic (`x-crossroads-eval`) from a key that may not mark
+    its traffic so. Its message starts with `LEAD` in every API shape (Anthropic's has no
+    code), so a client such as `crossroads eval replay` can tell it from a policy's 403."""
+
+    LEAD = "This key may not mark traffic as evaluation"
+
+    def __init__(self, header: str) -> None:
+        super().__init__(
+            f"{self.LEAD} ({header}): eval traffic is kept out of the production reports, so "
+            "only the admin key or a key with the eval permission may send it. Ask an admin "
+            'for such a key (`crossroads keys create --can-eval`, or "can_eval": true in '
+            "POST /admin/keys), or send the request as production traffic, without it.",
+            code="eval_not_permitted",
+        )
+
+
 class PolicyError(PermissionDeniedError):
     """No deployment the caller's policy allows can serve the request."""
 

@@ -4,6 +4,7 @@ PostgreSQL and Redis backends are covered by test_multi_replica.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -266,8 +267,19 @@ def test_cli_manages_keys_and_explains(keyed: Any) -> None:
     created = cli("keys", "create", "--name", "ci", "--rpm", "100")
     secret = created.strip().splitlines()[-1]
     assert secret.startswith("crk_") and chat(keyed, secret).status_code == 200
+    evaluator = cli("keys", "create", "--name", "evals", "--can-eval").strip().splitlines()[-1]
+    evaluator_id = evaluator[4:14]
+    eval_chat = httpx.post(
+        f"{keyed.v1}/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {evaluator}", "x-crossroads-eval": "cli"},
+    )
+    assert eval_chat.status_code == 200
     listing = cli("keys", "list")
     assert "ci" in listing and secret not in listing
+    assert listing.splitlines()[0].split()[-1] == "eval"
+    listed = {k["id"]: k["can_eval"] for k in json.loads(cli("keys", "list", "--format", "json"))}
+    assert listed[evaluator_id] is True and listed[secret[4:14]] is False
     key_id = secret[4:14]
     cli("keys", "revoke", key_id)
     assert chat(keyed, secret).status_code == 401

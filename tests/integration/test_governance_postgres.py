@@ -84,6 +84,7 @@ def test_open_on_an_empty_schema_creates_the_tables_and_records_the_migrations(
             ("policy", "jsonb"),
             ("expires_at", stamp),
             ("revoked_at", stamp),
+            ("can_eval", "boolean"),
         ],
         "governance_migrations": [("name", "text"), ("applied_at", stamp)],
         "teams": [
@@ -155,6 +156,33 @@ def test_two_stores_opening_at_once_share_one_schema(database: Schema) -> None:
     assert asyncio.run(main()) == ([TEAM], [KEY])
     recorded = database.query("SELECT name FROM governance_migrations")
     assert [name for (name,) in recorded] == MIGRATION_NAMES
+
+
+def test_a_key_stored_before_the_eval_permission_reads_back_without_it(database: Schema) -> None:
+    async def old_release() -> None:
+        conn = await database.connect()
+        try:
+            await migrate(conn, MIGRATIONS_TABLE, GOVERNANCE_LOCK, MIGRATIONS[:1])
+            await conn.execute(
+                "INSERT INTO api_keys (id, secret_hash, name, created_at, limits, policy)"
+                " VALUES ($1, $2, $3, $4, '{}', '{}')",
+                BARE_KEY.id,
+                BARE_KEY.secret_hash,
+                BARE_KEY.name,
+                BARE_KEY.created_at,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(old_release())
+
+    async def body(store: PostgresGovernanceStore) -> tuple[list[Team], list[ApiKey]]:
+        return await store.load()
+
+    assert with_store(database, body) == ([], [BARE_KEY])
+    assert BARE_KEY.can_eval is False
+    recorded = database.query("SELECT name FROM governance_migrations ORDER BY applied_at, name")
+    assert sorted(name for (name,) in recorded) == sorted(MIGRATION_NAMES)
 
 
 # Behaviour (the same cases as the SQLite store's)

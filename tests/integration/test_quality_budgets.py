@@ -47,7 +47,7 @@ def test_eval_spend_counts_against_the_budget_across_a_restart(
     with gateway_for(folder, config(mock), environ) as gw:
         team = {"id": "evals", "limits": {"budget_usd": 1, "budget_period": "day"}}
         assert admin(gw, "/admin/teams", team).status_code == 201
-        made = admin(gw, "/admin/keys", {"name": "replayer", "team_id": "evals"})
+        made = admin(gw, "/admin/keys", {"name": "replayer", "team_id": "evals", "can_eval": True})
         key = str(made.json()["key"])
         # Three eval requests ($1.20, past the $1 day), as `crossroads eval replay` sends them.
         for _ in range(3):

@@ -54,8 +54,10 @@ def test_the_teams_policy_holds_for_shadow_and_replay(
     gw = gateway(config(mock.url), environ={"CROSSROADS_ADMIN_KEY": ADMIN})
     team = {"id": "eng", "policy": {"allowed_models": ["base", "allowed"]}}
     assert admin(gw.url, "/admin/teams", team).status_code == 201
+    # Without the eval permission: its shadow calls are eval traffic all the same.
     created = admin(gw.url, "/admin/keys", {"name": "k", "team_id": "eng"})
     key = created.json()["key"]
+    replayer = admin(gw.url, "/admin/keys", {"name": "r", "team_id": "eng", "can_eval": True})
     reply = httpx.post(
         f"{gw.v1}/chat/completions",
         json={"model": "base", "messages": [{"role": "user", "content": "secret plans"}]},
@@ -74,7 +76,7 @@ def test_the_teams_policy_holds_for_shadow_and_replay(
         if gw.gateway.services.capture.written:
             break
         time.sleep(0.01)
-    monkeypatch.setenv("CROSSROADS_API_KEY", key)
+    monkeypatch.setenv("CROSSROADS_API_KEY", replayer.json()["key"])
     code = main(
         [
             "eval",
@@ -105,7 +107,8 @@ def test_the_teams_policy_holds_for_shadow_and_replay(
 
     # A key of another team, whose policy allows everything, may not replay eng's captures.
     assert admin(gw.url, "/admin/teams", {"id": "ops"}).status_code == 201
-    other = admin(gw.url, "/admin/keys", {"name": "o", "team_id": "ops"}).json()["key"]
+    ops_key = {"name": "o", "team_id": "ops", "can_eval": True}
+    other = admin(gw.url, "/admin/keys", ops_key).json()["key"]
     monkeypatch.setenv("CROSSROADS_API_KEY", other)
     code = main(
         [
@@ -149,7 +152,8 @@ def test_eval_traffic_counts_against_the_teams_budget(
     gw = gateway(config_, environ={"CROSSROADS_ADMIN_KEY": ADMIN})
     team = {"id": "eng", "limits": {"budget_usd": 1, "budget_period": "day"}}
     assert admin(gw.url, "/admin/teams", team).status_code == 201
-    key = admin(gw.url, "/admin/keys", {"name": "k", "team_id": "eng"}).json()["key"]
+    made = admin(gw.url, "/admin/keys", {"name": "k", "team_id": "eng", "can_eval": True})
+    key = made.json()["key"]
     items = tmp_path / "items.jsonl"
     items.write_text(
         "\n".join(

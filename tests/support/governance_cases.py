@@ -46,6 +46,7 @@ KEY = ApiKey(
     policy=PolicyRules(denied_models=frozenset({"x"})),
     expires_at=datetime(2027, 1, 1, 0, 0, 0, 999999, tzinfo=timezone(timedelta(hours=2))),
     revoked_at=datetime(2026, 6, 30, 23, 59, 59, 1, tzinfo=UTC),
+    can_eval=True,
 )
 BARE_KEY = ApiKey(id="cr_live_bare", secret_hash="00" * 32, name="bare", created_at=T0)
 

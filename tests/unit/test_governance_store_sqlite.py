@@ -15,7 +15,7 @@ import pytest
 
 from crossroads.governance.model import ApiKey, Team
 from crossroads.governance.sqlite_store import MIGRATIONS, SQLiteGovernanceStore
-from crossroads.governance.store import GovernanceStoreError
+from crossroads.governance.store import GovernanceStoreError, to_micros
 from support.governance_cases import BARE_KEY, CASES, KEY, TEAM, Case
 
 T = TypeVar("T")
@@ -69,6 +69,28 @@ def test_opening_twice_applies_nothing_the_second_time_and_keeps_the_data(
 
     with_store(path, first)
     assert with_store(path, second) == ([TEAM], [])
+    assert recorded(path) == MIGRATION_NAMES
+
+
+def test_a_key_stored_before_the_eval_permission_reads_back_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "governance.sqlite3"
+    (first_name, first_sql), *_ = MIGRATIONS
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        # The file as the release before `g002_key_eval_permission` left it, with a key.
+        conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        conn.executescript(first_sql)
+        conn.execute("INSERT INTO _migrations (name) VALUES (?)", (first_name,))
+        conn.execute(
+            "INSERT INTO api_keys (id, secret_hash, name, created_at, limits, policy)"
+            " VALUES (?, ?, ?, ?, '{}', '{}')",
+            (BARE_KEY.id, BARE_KEY.secret_hash, BARE_KEY.name, to_micros(BARE_KEY.created_at)),
+        )
+
+    async def body(store: SQLiteGovernanceStore) -> tuple[list[Team], list[ApiKey]]:
+        return await store.load()
+
+    assert with_store(path, body) == ([], [BARE_KEY])
+    assert BARE_KEY.can_eval is False
     assert recorded(path) == MIGRATION_NAMES
 
 

@@ -15,7 +15,7 @@ from crossroads.cli.tables import table, to_json
 from crossroads.config import admin_key_from_env, load_settings
 from crossroads.errors import ConfigError
 from crossroads.ledger.sqlite import SQLiteLedgerStore
-from crossroads.quality.replay import Replay, items_from_jsonl
+from crossroads.quality.replay import EvalNotPermitted, Replay, items_from_jsonl
 from crossroads.quality.store import QUALITY_FILE, Captured, QualityStore
 from crossroads.quality.switch import load_switch_report
 from crossroads.server.runtime import LEDGER_FILE
@@ -55,7 +55,9 @@ def add_parsers(sub: Any) -> None:
     replay.add_argument(
         "--key-env",
         default="CROSSROADS_API_KEY",
-        help="the variable holding the API key to replay with (its team's policy and budget apply)",
+        help="the variable holding the API key to replay with (its team's policy and budget "
+        "apply); the key needs the eval permission (`crossroads keys create --can-eval`) or "
+        "must be the admin key, since replay traffic is kept out of the production reports",
     )
     replay.add_argument("--config", help="YAML config file (for its data_dir)")
     replay.add_argument("--data-dir", help="where the quality store lives")
@@ -115,7 +117,16 @@ def run_replay(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             progress=_Progress(len(items)),
         )
-        counts = asyncio.run(replay.run_all(items))
+        try:
+            counts = asyncio.run(replay.run_all(items))
+        except EvalNotPermitted:
+            raise ConfigError(
+                "The gateway refused to take this replay as eval traffic (403): the key in "
+                f"${args.key_env} lacks the eval permission, which eval traffic needs because "
+                "it is kept out of the production reports. Replay with a key created with "
+                "`crossroads keys create --can-eval`, or with the admin key; the same --run "
+                "resumes."
+            ) from None
     finally:
         store.close()
     print(

@@ -11,7 +11,18 @@ from crossroads.cli.admin_client import call
 from crossroads.cli.tables import render, to_json
 from crossroads.errors import ConfigError
 
-KEY_HEADERS = ["id", "name", "team", "created", "expires", "revoked", "budget", "rpm", "tpm"]
+KEY_HEADERS = [
+    "id",
+    "name",
+    "team",
+    "created",
+    "expires",
+    "revoked",
+    "budget",
+    "rpm",
+    "tpm",
+    "eval",
+]
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,6 +64,7 @@ def _key_row(k: dict[str, Any]) -> list[Any]:
         budget,
         limits.get("rpm"),
         limits.get("tpm"),
+        "yes" if k.get("can_eval") else None,
     ]
 
 
@@ -62,6 +74,8 @@ def keys_create(args: argparse.Namespace) -> int:
         body["team_id"] = args.team
     if args.expires_in_days is not None:
         body["expires_in_days"] = args.expires_in_days
+    if args.can_eval:
+        body["can_eval"] = True
     created = call(args.url, "POST", "/admin/keys", body)
     print(f"Created key {created['id']} ({created['name']}). The key, shown only this once:")
     print(created["key"])
@@ -192,6 +206,12 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--team")
     create.add_argument("--expires-in-days", type=float)
+    create.add_argument(
+        "--can-eval",
+        action="store_true",
+        help="may mark its traffic as evaluation (x-crossroads-eval), kept out of the "
+        "production reports: for `crossroads eval replay`",
+    )
     limits(create)
     common(create)
     create.set_defaults(func=keys_create)

@@ -99,7 +99,9 @@ class Gate:
         self._keys: dict[str, ApiKey] = {}
         self._teams: dict[str, Team] = {}
         self._principals: dict[str, Principal] = {}
-        self._anonymous = Principal(policies=self._policies(None, None))
+        # open mode answers loopback only and honours no key it does not know: one user, whose
+        # reports there is nobody to protect, so its requests may be marked as eval traffic.
+        self._anonymous = Principal(policies=self._policies(None, None), can_eval=True)
         self._refresher: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[None]] = set()
         self._seeder = None if ledger is None else Seeder(counters, ledger, self._limit_holders)
@@ -176,7 +178,7 @@ class Gate:
                 code="missing_api_key",
             )
         if self._admin_hash is not None and keylib.matches(presented, self._admin_hash):
-            return Principal(policies=(self._global,), admin=True)
+            return Principal(policies=(self._global,), admin=True, can_eval=True)
         key_id = keylib.key_id_of(presented)
         key = self._keys.get(key_id) if key_id else None
         if key is None or not keylib.matches(presented, key.secret_hash):
@@ -211,6 +213,7 @@ class Gate:
             team_id=key.team_id,
             policies=self._policies(team, key),
             scopes=tuple(scopes),
+            can_eval=key.can_eval,
         )
 
     # -- policy, limits, budgets -----------------------------------------------------------
@@ -355,8 +358,10 @@ class Gate:
         limits: Limits = NO_LIMITS,
         policy: PolicyRules = EMPTY,
         expires_at: datetime | None = None,
+        can_eval: bool = False,
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret, which is returned this once and never stored."""
+        """A new key and its secret, which is returned this once and never stored. `can_eval`
+        lets it mark requests as eval traffic (`x-crossroads-eval`)."""
         key_id, secret, secret_hash = keylib.new_key()
         key = ApiKey(
             id=key_id,
@@ -367,6 +372,7 @@ class Gate:
             limits=limits,
             policy=policy,
             expires_at=expires_at,
+            can_eval=can_eval,
         )
         await self.store.insert_key(key)
         await self.reload()
@@ -378,8 +384,8 @@ class Gate:
         return done
 
     async def rotate_key(self, key_id: str) -> tuple[ApiKey, str] | None:
-        """Revokes `key_id` and issues a new key with the same name, team, limits, policy
-        and expiry. None if no such live key."""
+        """Revokes `key_id` and issues a new key with the same name, team, limits, policy,
+        expiry and eval permission. None if no such live key."""
         old = self._keys.get(key_id)
         if old is None or old.revoked_at is not None:
             return None
@@ -389,6 +395,7 @@ class Gate:
             limits=old.limits,
             policy=old.policy,
             expires_at=old.expires_at,
+            can_eval=old.can_eval,
         )
         await self.revoke_key(key_id)
         return new

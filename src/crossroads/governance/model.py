@@ -53,6 +53,9 @@ class ApiKey:
     policy: PolicyRules = EMPTY
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    can_eval: bool = False
+    """May mark its traffic as evaluation (`x-crossroads-eval`): such records go to the eval
+    ledger, out of every production report, so only keys given this permission may do it."""
 
     def usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

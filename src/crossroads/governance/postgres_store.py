@@ -96,7 +96,8 @@ class PostgresGovernanceStore:
                 )
                 key_rows = await conn.fetch(
                     "SELECT id, secret_hash, name, created_at, team_id, limits::text,"
-                    ' policy::text, expires_at, revoked_at FROM api_keys ORDER BY id COLLATE "C"'
+                    " policy::text, expires_at, revoked_at, can_eval FROM api_keys"
+                    ' ORDER BY id COLLATE "C"'
                 )
             return list(team_rows), list(key_rows)
 
@@ -122,6 +123,7 @@ class PostgresGovernanceStore:
                 policy=load_policy(r[6]),
                 expires_at=r[7],
                 revoked_at=r[8],
+                can_eval=r[9],
             )
             for r in key_rows
         ]
@@ -150,8 +152,8 @@ class PostgresGovernanceStore:
         await self._guard(
             lambda: self._open_pool().execute(
                 "INSERT INTO api_keys (id, secret_hash, name, created_at, team_id, limits,"
-                " policy, expires_at, revoked_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)",
+                " policy, expires_at, revoked_at, can_eval)"
+                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)",
                 key.id,
                 key.secret_hash,
                 key.name,
@@ -161,6 +163,7 @@ class PostgresGovernanceStore:
                 dump_policy(key.policy),
                 key.expires_at,
                 key.revoked_at,
+                key.can_eval,
             )
         )
 
@@ -223,7 +226,14 @@ async def g001_teams_and_keys(conn: Any) -> None:
     )
 
 
-MIGRATIONS: tuple[PgMigration, ...] = (g001_teams_and_keys,)
+async def g002_key_eval_permission(conn: Any) -> None:
+    """Whether a key may mark its traffic as evaluation (`x-crossroads-eval`). Keys made
+    before read back without it; a constant default makes this a catalogue-only change in
+    PostgreSQL 11 and later, with no rewrite of the table."""
+    await conn.execute("ALTER TABLE api_keys ADD COLUMN can_eval BOOLEAN NOT NULL DEFAULT FALSE")
+
+
+MIGRATIONS: tuple[PgMigration, ...] = (g001_teams_and_keys, g002_key_eval_permission)
 
 
 def _error(message: str) -> GovernanceStoreError:

@@ -18,6 +18,10 @@ class Principal:
     policies: tuple[Policy, ...] = ()
     scopes: tuple[tuple[str, Limits], ...] = ()
     admin: bool = False
+    can_eval: bool = False
+    """May mark its requests as eval traffic (`x-crossroads-eval`): the admin key, a key with
+    the eval permission, and the anonymous principal of open mode (one user, nobody to hide
+    spend from)."""
 
     @property
     def label(self) -> str:

@@ -49,6 +49,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # Keys made before the permission existed read back without it: only a key given it
+        # may mark its traffic as evaluation (out of the production reports).
+        "g002_key_eval_permission",
+        "ALTER TABLE api_keys ADD COLUMN can_eval INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 
@@ -135,10 +141,11 @@ class SQLiteGovernanceStore:
                     policy=load_policy(r[6]),
                     expires_at=from_micros(r[7]),
                     revoked_at=from_micros(r[8]),
+                    can_eval=bool(r[9]),
                 )
                 for r in conn.execute(
                     "SELECT id, secret_hash, name, created_at, team_id, limits, policy, "
-                    "expires_at, revoked_at FROM api_keys"
+                    "expires_at, revoked_at, can_eval FROM api_keys"
                 )
             ]
             return teams, keys
@@ -165,7 +172,7 @@ class SQLiteGovernanceStore:
         await self._run(
             lambda conn: conn.execute(
                 "INSERT INTO api_keys (id, secret_hash, name, created_at, team_id, limits, "
-                "policy, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "policy, expires_at, revoked_at, can_eval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.id,
                     key.secret_hash,
@@ -176,6 +183,7 @@ class SQLiteGovernanceStore:
                     dump_policy(key.policy),
                     to_micros(key.expires_at),
                     to_micros(key.revoked_at),
+                    int(key.can_eval),
                 ),
             )
         )

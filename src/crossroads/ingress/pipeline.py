@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from crossroads.errors import (
     AuthenticationError,
+    EvalNotPermittedError,
     GatewayError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -58,16 +59,29 @@ def trace_headers(exchange: Exchange, trace: Trace | None) -> dict[str, str]:
 DROPPED_HEADER = "x-crossroads-dropped-params"
 EVAL_HEADER = "x-crossroads-eval"
 """Marks replay, shadow and judge traffic: its record goes to the eval ledger, apart from
-production in every report. Budgets and policies apply to it as to any request."""
+production in every report. Budgets and policies apply to it as to any request. Only a
+principal allowed to (`Principal.can_eval`) or the gateway's own shadow calls may send it."""
 EVAL_TEAM_HEADER = "x-crossroads-eval-team"
 """Sent by a replay of captured traffic: the team it was captured from. The gateway refuses it
 (403) from a key of another team, so captured data goes only where its own team's policy lets
 it."""
 
 
-def eval_run(headers: Mapping[str, str], principal: Principal) -> str | None:
-    """The eval run a request belongs to (None: production traffic). Raises
-    PermissionDeniedError (403) for a replayed capture of another team than the key's."""
+def eval_run(
+    headers: Mapping[str, str], principal: Principal, *, shadow: bool = False
+) -> str | None:
+    """The eval run a request belongs to (None: production traffic). `shadow`: the request is
+    one of the gateway's own shadow calls (`Shadower.sent`), which carry the client's key.
+
+    Raises PermissionDeniedError (403) when the request asks to be eval traffic (either
+    header) but its principal may not mark traffic so (`Principal.can_eval`) and it is no
+    shadow call: eval records are out of every production report, so marking one's own
+    traffic as evaluation would hide it from them. Also 403 for a replayed capture of another
+    team than the key's."""
+    if EVAL_HEADER not in headers and EVAL_TEAM_HEADER not in headers:
+        return None
+    if not (principal.can_eval or shadow):
+        raise EvalNotPermittedError(EVAL_HEADER)
     if EVAL_HEADER not in headers:
         return None
     team = headers.get(EVAL_TEAM_HEADER)
@@ -282,7 +296,10 @@ class Call:
         if self.span is not None:
             self.span.request_body(data)
         headers = headers_of(request)
-        self.exchange.eval_run = eval_run(headers, principal)
+        if EVAL_HEADER in headers or EVAL_TEAM_HEADER in headers:  # rare: skip the rest else
+            self.exchange.eval_run = eval_run(
+                headers, principal, shadow=services.shadow.sent(request.scope)
+            )
         if self.exchange.eval_run is None:
             self._tapped = tap.select(
                 services.capture,

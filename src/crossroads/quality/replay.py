@@ -5,7 +5,9 @@ Why over HTTP rather than in-process: the replay then takes exactly the path a c
 takes (the key's authentication, its team's policy on origins and hosts, its budget and rate
 limits, routing and fallbacks, the ledger), with nothing to keep in step, against a gateway
 that may run elsewhere. Each request carries `x-crossroads-eval: <run>`, so the gateway records
-it in the eval ledger, apart from production.
+it in the eval ledger, apart from production; the gateway takes that header only from the admin
+key or a key with the eval permission (`crossroads keys create --can-eval`), and a refusal stops
+the run (`EvalNotPermitted`) with nothing stored, so a rerun with such a key resumes it.
 
 Resumable: every answer and verdict is stored as it comes, under the run's name; running the
 same run again sends only what is missing. Concurrency-limited by a semaphore."""
@@ -21,12 +23,20 @@ from typing import Any
 import httpx
 import orjson
 
+from crossroads.errors import EvalNotPermittedError
 from crossroads.quality.answers import question, read_reply, requested_schema
 from crossroads.quality.checks import check
 from crossroads.quality.judge import combine, parse_verdict, prompt
 from crossroads.quality.store import Answer, Captured, QualityStore, Verdict
 
-__all__ = ["PATHS", "REFUSED", "Replay", "checks_verdict", "items_from_jsonl"]
+__all__ = [
+    "PATHS",
+    "REFUSED",
+    "EvalNotPermitted",
+    "Replay",
+    "checks_verdict",
+    "items_from_jsonl",
+]
 
 PATHS = {
     "chat.completions": "/v1/chat/completions",
@@ -37,6 +47,11 @@ _RETRYABLE = frozenset({0, 408, 409, 429, 500, 502, 503, 504})  # not stored: a 
 REFUSED = frozenset({401, 403})
 """The key's policy (or the key itself) refuses the model: no verdict, counted as refused. The
 captured request was not sent to that model."""
+
+
+class EvalNotPermitted(Exception):
+    """The gateway refused the replay's key to send eval traffic (403): the key lacks the eval
+    permission. Raised by `Replay.run_all`, which stops the run; what was stored stays."""
 
 
 def items_from_jsonl(lines: Iterable[str]) -> list[Captured]:
@@ -127,7 +142,8 @@ class Replay:
 
     async def run_all(self, items: Sequence[Captured]) -> dict[str, int]:
         """Replays and judges every item; returns counts: items, sent, judged, failed, and
-        refused (pairs whose model the key's policy refused)."""
+        refused (pairs whose model the key's policy refused). Raises EvalNotPermitted, once
+        the items in flight are cancelled, when the gateway refuses the key eval traffic."""
         counts = {"items": len(items), "sent": 0, "judged": 0, "failed": 0, "refused": 0}
         gate = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2)
@@ -138,7 +154,14 @@ class Replay:
                     await self._item(http, item, counts)
                 self.progress(1)
 
-            await asyncio.gather(*(one(item) for item in items))
+            tasks = [asyncio.ensure_future(one(item)) for item in items]
+            try:
+                await asyncio.gather(*tasks)
+            except EvalNotPermitted:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         return counts
 
     async def _item(self, http: httpx.AsyncClient, item: Captured, counts: dict[str, int]) -> None:
@@ -195,6 +218,8 @@ class Replay:
         except httpx.HTTPError as exc:
             return Answer(model, 0, None, error=f"{type(exc).__name__}: {exc}"[:300])
         latency = (time.perf_counter() - started) * 1000.0
+        if reply.status_code == 403 and EvalNotPermittedError.LEAD in reply.text:
+            raise EvalNotPermitted(_refusal(reply))
         try:
             data = reply.json()
         except ValueError:
@@ -224,6 +249,15 @@ class Replay:
             return answer
 
         return await judge_pair(self.run, item, base, cand, ask)
+
+
+def _refusal(reply: httpx.Response) -> str:
+    """The gateway's message in either error shape (OpenAI's or Anthropic's)."""
+    try:
+        message = reply.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return reply.text[:500]
+    return str(message)[:500]
 
 
 JudgeCall = Callable[[Captured, dict[str, Any]], Awaitable[Answer]]

@@ -7,7 +7,9 @@ dropped. It is bounded: at most `max_in_flight` shadow calls per route (more are
 queued), and `budget_usd` of shadow spend per UTC day (`note_cost`, fed from the eval ledger's
 records). It goes through the gateway's own app in-process (an ASGI call with the client's own
 credentials and `x-crossroads-eval: shadow:<route>`), so the client's team policy, budget and
-routing apply and the record lands in the eval ledger. The deterministic checks judge each pair
+routing apply and the record lands in the eval ledger. The client's key need not have the eval
+permission: the ingress accepts the eval header from a shadow call on the proof of its ASGI
+scope (`Shadower.sent`), which only this process can set. The deterministic checks judge each pair
 first; with the route's `judge`, the pairs they leave undecided go to that model in both orders
 (`replay.judge_pair`), as shadow traffic too. Streams are not shadowed."""
 
@@ -31,7 +33,7 @@ from crossroads.quality.replay import PATHS, REFUSED, checks_verdict, judge_pair
 from crossroads.quality.settings import ShadowRoute
 from crossroads.quality.store import Answer, Captured, QualityStore
 
-__all__ = ["FORWARDED_HEADERS", "SHADOW_RUN_PREFIX", "Shadower"]
+__all__ = ["FORWARDED_HEADERS", "SHADOW_RUN_PREFIX", "SHADOW_SCOPE_KEY", "Shadower"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ FORWARDED_HEADERS = (
 )
 """The client's headers a shadow call carries: its credentials (so its team's policy and
 budget apply), the Host the edge checks, the API version, and its task tag."""
+SHADOW_SCOPE_KEY = "crossroads.shadow"
+"""The ASGI scope key that proves a request is one of this process's shadow calls. A scope is
+built by the server from the connection, so no client can set it: no header, secret or cookie
+to forge, log or forward upstream."""
 
 
 class Shadower:
@@ -70,6 +76,22 @@ class Shadower:
         self.over_budget = 0  # sampled calls skipped past the day's budget
         self.done = 0
         self.refused = 0  # shadow calls the client's policy refused: nothing kept
+        # The proof a request is one of ours (`sent`): an object only this one holds.
+        self._mark = object()
+
+    def sent(self, scope: Mapping[str, Any]) -> bool:
+        """Whether the request with ASGI `scope` is one of this shadower's own calls, which
+        may mark itself as eval traffic on a client key without the eval permission."""
+        return scope.get(SHADOW_SCOPE_KEY) is self._mark
+
+    def _transport(self, app: Any) -> httpx.ASGITransport:
+        """An in-process transport to `app` whose every request carries the shadow mark."""
+        mark = self._mark
+
+        async def marked(scope: Any, receive: Any, send: Any) -> None:
+            await app({**scope, SHADOW_SCOPE_KEY: mark}, receive, send)
+
+        return httpx.ASGITransport(app=marked)
 
     def wants(self, model: str, *, stream: bool) -> ShadowRoute | None:
         """The route to shadow this request on, or None: not shadowed, a stream, not in the
@@ -146,7 +168,7 @@ class Shadower:
                 sent["store"] = False
             forwarded = {k: v for k, v in headers.items() if k in FORWARDED_HEADERS}
             forwarded["x-crossroads-eval"] = run
-            transport = httpx.ASGITransport(app=app)
+            transport = self._transport(app)
             started = time.perf_counter()
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
                 reply = await http.post(PATHS[endpoint], json=sent, headers=forwarded)
@@ -172,7 +194,7 @@ class Shadower:
                 async def ask(judged: Captured, request: dict[str, Any]) -> Answer:
                     started = time.perf_counter()
                     async with httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+                        transport=self._transport(app), base_url="http://gateway"
                     ) as http:
                         reply = await http.post(
                             PATHS["chat.completions"],

@@ -47,6 +47,7 @@ class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     expires_in_days: float | None = None
     limits: Limits = Limits()
     policy: dict[str, Any] = {}
+    can_eval: bool = False  # may mark its traffic as evaluation (x-crossroads-eval)
 
 
 class TeamPut(msgspec.Struct, forbid_unknown_fields=True):
@@ -129,6 +130,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
         "limits": msgspec.to_builtins(key.limits),
         "policy": msgspec.to_builtins(key.policy),
+        "can_eval": key.can_eval,
     }
 
 
@@ -181,6 +183,7 @@ async def create_key(request: Request) -> Response:
         limits=body.limits,
         policy=policy,
         expires_at=expires_at,
+        can_eval=body.can_eval,
     )
     return JSONResponse({**key_json(key), "key": secret}, status_code=201)
 
