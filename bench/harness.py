@@ -405,6 +405,11 @@ class Bench:
                 f"{result.other_cores:.2f} cores (steal {result.steal_cores:.2f}): "
                 f"{', '.join(result.others) or 'short-lived processes'}"
             )
+            if result.clock_stepped:
+                note += (
+                    f"; the wall clock was stepped (wrk counted {result.wrk.seconds:.1f} s "
+                    f"in a {result.wall_s:.1f} s window), so its latencies are wrong"
+                )
             if attempt < retries:
                 say(f"    noisy ({note}); repeating it")
                 self.runs.append(dataclasses.replace(result, discarded=True))

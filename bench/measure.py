@@ -18,6 +18,10 @@ from bench.targets import Target
 NOISY_CORES = 0.10
 
 
+SETTLE_S = 0.2
+"""The pause after wrk inside a run's window (`run`)."""
+
+
 @dataclass(frozen=True)
 class RunResult:
     target: str
@@ -41,8 +45,18 @@ class RunResult:
         return self.server_cpu_s * 1e3 / self.wrk.requests if self.wrk.requests else None
 
     @property
+    def clock_stepped(self) -> bool:
+        """wrk's own measure of its run disagrees with the monotonic window by over a second:
+        the wall clock it times requests with was stepped (a VM's clock sync), so its
+        latencies and rate are wrong (one run on 2026-12-03 reported a p99 of 10.7 s for a 5 s
+        run at one connection, and "16.01 s" for it)."""
+        return abs(self.wrk.seconds - (self.wall_s - SETTLE_S)) > 1.0
+
+    @property
     def noisy(self) -> bool:
-        return self.other_cores > NOISY_CORES or self.steal_cores > NOISY_CORES
+        return (
+            self.other_cores > NOISY_CORES or self.steal_cores > NOISY_CORES or self.clock_stepped
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +74,7 @@ class RunResult:
             "other_cores": round(self.other_cores, 3),
             "steal_cores": round(self.steal_cores, 3),
             "noisy": self.noisy,
+            "clock_stepped": self.clock_stepped,
             "discarded": self.discarded,
             "others": list(self.others),
             "server_peak_rss_bytes": self.server_peak_rss,
@@ -112,7 +127,7 @@ def run(
     sampler: system.RssSampler,
     threads: int,
     timeout_s: float,
-    settle_s: float = 0.2,
+    settle_s: float = SETTLE_S,
 ) -> RunResult:
     """Runs wrk once and accounts for the CPU over the same window. The settle pause after wrk
     lets the server finish work it defers (the gateway's ledger batches) inside the window."""
