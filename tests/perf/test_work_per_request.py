@@ -606,30 +606,52 @@ def test_python_memory_held_per_open_stream_stays_bounded(rig: Rig) -> None:
     assert held < OPEN_STREAM_BYTES
 
 
-def test_a_finished_request_leaves_no_reference_cycles(rig: Rig) -> None:
-    """What a request leaves for the garbage collector rather than for reference counting: at
-    thousands of streams the collector's pauses, not the CPU, broke the paced workload's 10 ms
-    bound (the disconnect watcher's cancelled task kept a traceback cycle of ~28 objects per
-    request, and everything its frames held). Requests that outlive the watcher's start (an
-    answer 50 ms late, a stream dripping for 100 ms) are counted: a count, not a time."""
-    send = rig.client()
+CYCLE_BODIES: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+    "/v1/messages": {
+        "model": "m",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
+    "/v1/responses": {"model": "m", "input": "hi", "store": False},
+}
+
+
+@pytest.mark.parametrize("path", list(CYCLE_BODIES))
+def test_a_finished_request_leaves_no_reference_cycles(rig: Rig, path: str) -> None:
+    """What a request leaves for the garbage collector rather than for reference counting, on
+    each ingress, whole and streamed: at thousands of streams the collector's pauses, not the
+    CPU, broke the paced workload's 10 ms bound (the disconnect watcher's cancelled task kept a
+    traceback cycle of ~28 objects per request, and everything its frames held). Requests that
+    outlive the watcher's start (an answer 50 ms late, a stream dripping for 100 ms) are
+    counted: a count, not a time."""
+    conn = http.client.HTTPConnection("127.0.0.1", rig.gateway.port, timeout=60)
+    rig.clients.append(conn)
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+
+    def send(stream: bool) -> None:
+        conn.request("POST", path, json.dumps(CYCLE_BODIES[path] | {"stream": stream}), headers)
+        response = conn.getresponse()
+        raw = response.read()
+        assert response.status == 200, raw[:300]
+
     for stream, script in ((False, "latency=0.05"), (True, "chunks=5,drip=0.02")):
         requests = 20
         rig.mock.script([script] * (requests + 2))
-        send(stream=stream)  # warm: pools and first-use caches
-        send(stream=stream)
+        send(stream)  # warm: pools and first-use caches
+        send(stream)
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage
         try:
             for _ in range(requests):
-                send(stream=stream)
+                send(stream)
             gc.collect()
         finally:
             gc.set_debug(0)
         left = len(gc.garbage)
         kinds = sorted({type(o).__qualname__ for o in gc.garbage})[:12]
         gc.garbage.clear()
-        kind = "stream" if stream else "JSON"
+        kind = "stream" if stream else "whole answer"
         assert left / requests < 1.0, (
-            f"{kind}: {left / requests:.1f} objects per request in cycles: {kinds}"
+            f"{path}, {kind}: {left / requests:.1f} objects per request in cycles: {kinds}"
         )
