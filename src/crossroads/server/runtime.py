@@ -50,6 +50,8 @@ from crossroads.scrub import Scrubber, scrubbing_logs
 from crossroads.telemetry import GatewayMetrics
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crossroads.telemetry.tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -171,10 +173,12 @@ class Gateway:
         await self.store.open()
         await self.services.responses.open()
         await self.eval_store.open()
-        await self._replay_eval_recovery_files()
+        await self._replay_recovery_files(
+            self.eval_store, self.settings.data_dir / EVAL_RECOVERY_DIR, "eval ledger"
+        )
         await self.eval_ledger.start()
         await self.services.capture.start()
-        await self._replay_recovery_files()
+        await self._replay_recovery_files(self.store, self.settings.data_dir, "ledger")
         await self.ledger.start()
         await self.gate.start()
         prober: asyncio.Task[None] | None = None
@@ -210,80 +214,64 @@ class Gateway:
                 await self.tracing.aclose(within=self.settings.otlp.timeout)
             await self._drain_eval_ledger()
 
+    async def _drain_ledger(self) -> None:
+        await self._drain(self.ledger, self.store, self.settings.data_dir, "ledger")
+        log.info("ledger flushed; %d records written this run", self.ledger.flushed)
+
     async def _drain_eval_ledger(self) -> None:
-        """As `_drain_ledger`, for the eval ledger: what its store did not take within the drain
-        timeout is saved to a recovery file of its own (`EVAL_RECOVERY_DIR`), written to the
-        eval store at the next start: eval spend counts against budgets too."""
-        unwritten = await self.eval_ledger.aclose(within=self.settings.ledger_drain_timeout)
+        """Eval records are spilled and replayed like production ones, in a folder of their
+        own (`EVAL_RECOVERY_DIR`): eval spend counts against budgets too."""
+        directory = self.settings.data_dir / EVAL_RECOVERY_DIR
+        await self._drain(self.eval_ledger, self.eval_store, directory, "eval ledger")
+
+    async def _drain(
+        self, writer: LedgerWriter, store: LedgerStore, directory: Path, what: str
+    ) -> None:
+        """Flushes `writer` for up to `ledger_drain_timeout` seconds, spills what `store` did
+        not take to a recovery file in `directory`, then closes the store (also bounded: a
+        store that hangs must not keep the process alive)."""
+        timeout = self.settings.ledger_drain_timeout
+        unwritten = await writer.aclose(within=timeout)
         if unwritten:
             try:
-                path = recovery.spill(self.settings.data_dir / EVAL_RECOVERY_DIR, unwritten)
+                path = recovery.spill(directory, unwritten)
             except OSError as exc:
                 self.unsaved_records += len(unwritten)
-                log.critical("EVAL LEDGER RECORDS LOST: %d (%s)", len(unwritten), exc)
-            else:
-                log.error("%d eval ledger records saved to %s", len(unwritten), path)
-        try:
-            async with asyncio.timeout(self.settings.ledger_drain_timeout):
-                await self.eval_store.close()
-        except TimeoutError:
-            log.error("the eval ledger store did not close in time; leaving it")
-
-    async def _replay_eval_recovery_files(self) -> None:
-        try:
-            replayed = await recovery.replay(
-                self.eval_store, self.settings.data_dir / EVAL_RECOVERY_DIR
-            )
-        except (LedgerStoreError, OSError) as exc:
-            log.error("eval ledger recovery files not replayed (kept for the next start): %s", exc)
-            return
-        if replayed:
-            log.warning("%d eval ledger records from an earlier run written", replayed)
-
-    async def _replay_recovery_files(self) -> None:
-        """Writes what an earlier run spilled. A store that refuses leaves the files for the
-        next start; the gateway starts anyway (its readiness shows the store's state)."""
-        try:
-            replayed = await recovery.replay(self.store, self.settings.data_dir)
-        except (LedgerStoreError, OSError) as exc:
-            log.error("ledger recovery files not replayed (kept for the next start): %s", exc)
-            return
-        if replayed:
-            log.warning("%d ledger records from an earlier run written to the store", replayed)
-
-    async def _drain_ledger(self) -> None:
-        """Flushes the ledger writer for up to `ledger_drain_timeout` seconds, spills what the
-        store did not take to a recovery file, then closes the store (also bounded: a store
-        that hangs must not keep the process alive)."""
-        timeout = self.settings.ledger_drain_timeout
-        unwritten = await self.ledger.aclose(within=timeout)
-        if unwritten:
-            try:
-                path = recovery.spill(self.settings.data_dir, unwritten)
-            except OSError as exc:
-                self.unsaved_records = len(unwritten)
                 log.critical(
-                    "LEDGER RECORDS LOST: %d records could not be written to the store nor "
-                    "saved to a recovery file in %s (%s); any complete lines of a partial "
-                    "file there are replayed at the next start",
+                    "%s RECORDS LOST: %d records could not be written to the store nor saved "
+                    "to a recovery file in %s (%s); any complete lines of a partial file there "
+                    "are replayed at the next start",
+                    what.upper(),
                     len(unwritten),
-                    self.settings.data_dir,
+                    directory,
                     exc,
                 )
             else:
                 log.error(
-                    "the ledger store did not take %d records within %gs; saved to %s, "
-                    "written to the store at the next start",
+                    "the %s store did not take %d records within %gs; saved to %s, written "
+                    "to the store at the next start",
+                    what,
                     len(unwritten),
                     timeout,
                     path,
                 )
         try:
             async with asyncio.timeout(timeout):
-                await self.store.close()
+                await store.close()
         except TimeoutError:
-            log.error("the ledger store did not close within %gs; leaving it", timeout)
-        log.info("ledger flushed; %d records written this run", self.ledger.flushed)
+            log.error("the %s store did not close within %gs; leaving it", what, timeout)
+
+    async def _replay_recovery_files(self, store: LedgerStore, directory: Path, what: str) -> None:
+        """Writes what an earlier run spilled to `directory`. A store that refuses leaves the
+        files for the next start; the gateway starts anyway (its readiness shows the store's
+        state)."""
+        try:
+            replayed = await recovery.replay(store, directory)
+        except (LedgerStoreError, OSError) as exc:
+            log.error("%s recovery files not replayed (kept for the next start): %s", what, exc)
+            return
+        if replayed:
+            log.warning("%d %s records from an earlier run written to the store", replayed, what)
 
 
 EVAL_RECOVERY_DIR = "eval-recovery"
