@@ -397,6 +397,19 @@ _GATEWAY_ONLY = [
 ]
 
 
+def _held_while(burst: Callable[[Callable[[], None]], None]) -> int:
+    """Bytes of the gateway's Python memory held at the moment `burst` calls its callback (its
+    requests in flight), over what was held before the burst."""
+    tracemalloc.start(50)
+    try:
+        gc.collect()
+        snapshots = [tracemalloc.take_snapshot()]
+        burst(lambda: snapshots.append(tracemalloc.take_snapshot()))
+    finally:
+        tracemalloc.stop()
+    return _gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])
+
+
 def _gateway_bytes(snapshot: tracemalloc.Snapshot) -> int:
     return sum(stat.size for stat in snapshot.filter_traces(_GATEWAY_ONLY).statistics("filename"))
 
@@ -426,14 +439,7 @@ def test_python_memory_held_per_in_flight_request_stays_bounded(rig: Rig) -> Non
 
     burst(lambda: None)  # warm: the upstream pool grows to IN_FLIGHT connections
     rig.mock.clear()
-    tracemalloc.start(50)
-    try:
-        gc.collect()
-        snapshots = [tracemalloc.take_snapshot()]
-        burst(lambda: snapshots.append(tracemalloc.take_snapshot()))
-    finally:
-        tracemalloc.stop()
-    held = (_gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])) / IN_FLIGHT
+    held = _held_while(burst) / IN_FLIGHT
     print(f"held per in-flight request: {held:,.0f} B")
     assert held < HELD_BYTES_PER_IN_FLIGHT_REQUEST
 
@@ -594,14 +600,7 @@ def test_python_memory_held_per_open_stream_stays_bounded(rig: Rig) -> None:
 
     burst(lambda: None)  # warm: the upstream pool grows to OPEN_STREAMS connections
     rig.mock.clear()
-    tracemalloc.start(50)
-    try:
-        gc.collect()
-        snapshots = [tracemalloc.take_snapshot()]
-        burst(lambda: snapshots.append(tracemalloc.take_snapshot()))
-    finally:
-        tracemalloc.stop()
-    held = (_gateway_bytes(snapshots[1]) - _gateway_bytes(snapshots[0])) / OPEN_STREAMS
+    held = _held_while(burst) / OPEN_STREAMS
     print(f"held per open stream: {held:,.0f} B")
     assert held < OPEN_STREAM_BYTES
 
