@@ -10,11 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from crossroads.errors import UpstreamTimeoutError
 from crossroads.mockupstream import MockUpstreamThread, run_in_thread
 from crossroads.providers.base import ProviderSpec, StreamChunk, Timeouts, UpstreamCall
+from crossroads.providers.http import DeadlinePassed, StreamDeadline
 from crossroads.providers.registry import load_factory
 
 USER = [{"role": "user", "content": "hello world"}]
@@ -99,7 +101,7 @@ def test_the_deadline_ends_a_stream_whose_reader_was_busy_when_it_passed(
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
-def test_a_stream_that_ends_in_time_is_untouched_by_its_deadline(
+def test_a_stream_that_ends_in_time_is_not_cut_by_its_deadline(
     mock: MockUpstreamThread, endpoint: str
 ) -> None:
     async def go() -> tuple[int, int]:
@@ -107,8 +109,12 @@ def test_a_stream_that_ends_in_time_is_untouched_by_its_deadline(
         await provider.start()
         try:
             chosen = provider.stream if endpoint == "chat" else provider.respond_stream
-            first = await drain(chosen(call("mock:chunks=5", 0.5)))
-            await asyncio.sleep(0.6)  # past the first stream's deadline: its timer is gone
+            loop = asyncio.get_running_loop()
+            timed = call("mock:chunks=5", 5.0)  # room for a busy machine to finish in time
+            first = await drain(chosen(timed))
+            # Past the first stream's deadline: the next stream on the pooled connection is
+            # not touched by it.
+            await asyncio.sleep(max(0.0, timed.deadline - loop.time()) + 0.1)
             second = await drain(chosen(call("mock:chunks=5", 10.0)))
             return first, second
         finally:
@@ -116,3 +122,36 @@ def test_a_stream_that_ends_in_time_is_untouched_by_its_deadline(
 
     first, second = asyncio.run(go())
     assert first > 0 and first == second
+
+
+def test_a_cancelled_stream_deadline_never_fires() -> None:
+    """The mechanism itself, on a real aiohttp body reader: armed, it fails the reader at the
+    deadline; cancelled before it (what the adapters do when a body ends), it does nothing."""
+
+    async def go() -> tuple[BaseException | None, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        readers = []
+        for cancel in (False, True):
+            reader = aiohttp.StreamReader(_Protocol(), 2**16, loop=loop)
+            timer = StreamDeadline(
+                reader, UpstreamCall(body={}, deadline=loop.time() + 0.05, request_id="r")
+            )
+            if cancel:
+                timer.cancel()
+            readers.append(reader)
+        await asyncio.sleep(0.2)  # timers fire in order: the deadline has come, however busy
+        return readers[0].exception(), readers[1].exception()
+
+    armed, cancelled = asyncio.run(go())
+    assert isinstance(armed, DeadlinePassed)
+    assert cancelled is None
+
+
+class _Protocol:
+    """What aiohttp's StreamReader needs of a protocol when nothing is fed into it."""
+
+    _reading_paused = False
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
